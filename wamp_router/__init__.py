@@ -1,0 +1,1 @@
+"""wamp_router: a WAMP v2 router on Twisted."""
