@@ -1,0 +1,35 @@
+"""What the core asks the adapters to do. The core returns lists of these.
+
+- ``Send(conn, msg)``: serialize ``msg`` for connection ``conn`` and write it.
+- ``Broadcast(conns, msg)``: the same message to many connections: the
+  adapter serializes it once per serializer and frames it once per framing.
+- ``Close(conn, reason)``: close the connection's transport after what was
+  sent before (``reason`` for the log).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .messages import Message
+
+
+@dataclass(slots=True)
+class Send:
+    conn: int
+    msg: Message
+
+
+@dataclass(slots=True)
+class Broadcast:
+    conns: list[int]
+    msg: Message
+
+
+@dataclass(slots=True)
+class Close:
+    conn: int
+    reason: str
+
+
+Effect = Send | Broadcast | Close

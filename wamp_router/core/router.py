@@ -1,0 +1,237 @@
+"""The router: realms, connections, and the session handshake.
+
+Entry points (all pure; ``now`` is wall-clock seconds from the adapter):
+
+- ``open(conn, transport)``: a transport connected.
+- ``receive(conn, msg, now) -> effects``: a parsed message arrived.
+- ``violation(conn, reason) -> effects``: the adapter could not decode or
+  parse what the peer sent (answered with ABORT protocol_violation).
+- ``lost(conn) -> effects``: the transport is gone.
+- ``shutdown() -> effects``: GOODBYE ``wamp.close.system_shutdown`` to all.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..config.model import Listener, NodeConfig
+from .auth.anonymous import AnonymousAuthenticator
+from .auth.base import Accept, AuthContext, Authenticator, Challenging, Reject
+from .auth.ticket import TicketAuthenticator
+from .auth.wampcra import CraAuthenticator
+from .effects import Close, Effect, Send
+from .errors import (
+    GOODBYE_AND_OUT,
+    NO_AUTH_METHOD,
+    NO_SUCH_REALM,
+    NO_SUCH_ROLE,
+    PROTOCOL_VIOLATION,
+    SYSTEM_SHUTDOWN,
+    ProtocolViolation,
+    WampError,
+)
+from .features import CLIENT_ROLES, router_roles
+from .ids import RandomSource, SequentialIds, global_id
+from .messages import Abort, Authenticate, Challenge, Goodbye, Hello, Message, Welcome
+from .realm import Realm, error_reply
+from .session import Session, State, TransportInfo
+from .uri import is_valid_uri
+
+
+def build_authenticators(listener: Listener) -> list[Authenticator]:
+    auth = listener.auth
+    out: list[Authenticator] = []
+    if auth.anonymous is not None:
+        out.append(AnonymousAuthenticator(auth.anonymous))
+    if auth.ticket:
+        out.append(TicketAuthenticator(auth.ticket))
+    if auth.wampcra:
+        out.append(CraAuthenticator(auth.wampcra))
+    return out
+
+
+class Router:
+    def __init__(self, config: NodeConfig, rng: RandomSource) -> None:
+        self._rng = rng
+        self.realms: dict[str, Realm] = {r.name: Realm(r, rng) for r in config.realms}
+        self.conns: dict[int, Session] = {}
+        self._auth_by_listener: dict[int, list[Authenticator]] = {}
+
+    # -- connections ------------------------------------------------------
+    def open(self, conn: int, transport: TransportInfo) -> None:
+        self.conns[conn] = Session(conn, transport)
+
+    def lost(self, conn: int) -> list[Effect]:
+        session = self.conns.pop(conn, None)
+        if session is None:
+            return []
+        effects = self._leave(session)
+        session.state = State.CLOSED
+        return effects
+
+    def _leave(self, session: Session) -> list[Effect]:
+        if session.state in (State.ESTABLISHED, State.CLOSING) and session.realm is not None:
+            realm: Realm = session.realm
+            session.realm = None
+            return realm.leave(session)
+        return []
+
+    def session(self, conn: int) -> Session | None:
+        return self.conns.get(conn)
+
+    # -- messages ---------------------------------------------------------
+    def receive(self, conn: int, msg: Message, now: float) -> list[Effect]:
+        session = self.conns.get(conn)
+        if session is None or session.state is State.CLOSED:
+            return []
+        try:
+            if session.state is State.ESTABLISHED:
+                if type(msg) is Goodbye:
+                    return self._peer_goodbye(session)
+                try:
+                    return session.realm.handle(session, msg, now)  # type: ignore[no-any-return]
+                except WampError as exc:
+                    return [error_reply(session, msg, exc)]
+            return self._handshake(session, msg, now)
+        except ProtocolViolation as exc:
+            return self.violation(conn, exc.message)
+
+    def violation(self, conn: int, reason: str) -> list[Effect]:
+        session = self.conns.get(conn)
+        if session is None:
+            return []
+        effects = self._leave(session)
+        if session.state is not State.CLOSED:
+            effects.append(Send(conn, Abort({"message": reason}, PROTOCOL_VIOLATION)))
+            session.state = State.CLOSED
+        effects.append(Close(conn, f"protocol violation: {reason}"))
+        return effects
+
+    def shutdown(self) -> list[Effect]:
+        effects: list[Effect] = []
+        for session in list(self.conns.values()):
+            if session.state is State.ESTABLISHED:
+                effects.append(
+                    Send(session.conn, Goodbye({"message": "the router is shutting down"},
+                                               SYSTEM_SHUTDOWN))
+                )
+                effects.extend(self._leave(session))
+                session.move(State.CLOSING)
+            else:
+                effects.append(Close(session.conn, "router shutdown"))
+        return effects
+
+    # -- handshake --------------------------------------------------------
+    def _handshake(self, session: Session, msg: Message, now: float) -> list[Effect]:
+        state = session.state
+        if state is State.AWAIT_HELLO and type(msg) is Hello:
+            return self._hello(session, msg, now)
+        if state is State.CHALLENGING and type(msg) is Authenticate:
+            return self._authenticate(session, msg, now)
+        if state is State.CLOSING:
+            if type(msg) is Goodbye:
+                session.move(State.CLOSED)
+                return [Close(session.conn, "goodbye")]
+            return []  # messages in flight while we wait for GOODBYE are dropped
+        raise ProtocolViolation(
+            f"{type(msg).__name__.upper()} is not allowed in session state {state.value}"
+        )
+
+    def _abort(self, session: Session, reason: str, message: str) -> list[Effect]:
+        session.state = State.CLOSED
+        return [Send(session.conn, Abort({"message": message}, reason)),
+                Close(session.conn, f"abort {reason}: {message}")]
+
+    def _check_hello(self, msg: Hello) -> None:
+        roles = msg.details.get("roles")
+        if not isinstance(roles, dict) or not roles:
+            raise ProtocolViolation("HELLO.Details.roles must be a non-empty dict")
+        unknown = [r for r in roles if r not in CLIENT_ROLES]
+        if unknown:
+            raise ProtocolViolation(f"HELLO.Details.roles: unknown role(s) {unknown}")
+        methods = msg.details.get("authmethods", ["anonymous"])
+        if not isinstance(methods, list) or not all(isinstance(m, str) for m in methods):
+            raise ProtocolViolation("HELLO.Details.authmethods must be a list of strings")
+        authid = msg.details.get("authid")
+        if authid is not None and not isinstance(authid, str):
+            raise ProtocolViolation("HELLO.Details.authid must be a string")
+
+    def _authenticators(self, session: Session) -> list[Authenticator]:
+        listener = session.transport.listener
+        found = self._auth_by_listener.get(id(listener))
+        if found is None:
+            found = build_authenticators(listener)
+            self._auth_by_listener[id(listener)] = found
+        return found
+
+    def _hello(self, session: Session, msg: Hello, now: float) -> list[Effect]:
+        self._check_hello(msg)
+        realm = self.realms.get(msg.realm)
+        if realm is None:
+            if not is_valid_uri(msg.realm):
+                return self._abort(session, "wamp.error.invalid_uri",
+                                   f"invalid realm URI {msg.realm!r}")
+            return self._abort(session, NO_SUCH_REALM, f"no realm {msg.realm!r} on this router")
+        offered = msg.details.get("authmethods") or ["anonymous"]
+        available = [a for a in self._authenticators(session) if a.applies_to(realm.name)]
+        chosen = next((a for m in offered for a in available if a.method == m), None)
+        if chosen is None:
+            names = sorted({a.method for a in available})
+            return self._abort(
+                session, NO_AUTH_METHOD,
+                f"none of the offered authmethods {offered} is accepted for realm "
+                f"{realm.name!r} on this listener (accepted: {names})",
+            )
+        session.session_id = global_id(self._rng)
+        session.realm_name = realm.name
+        session.roles = msg.details["roles"]
+        ctx = AuthContext(realm.name, session.session_id, now, self._rng)
+        return self._outcome(session, chosen, chosen.start(msg, ctx), ctx)
+
+    def _authenticate(self, session: Session, msg: Authenticate, now: float) -> list[Effect]:
+        authenticator, state = session.pending_auth
+        session.pending_auth = None
+        ctx = AuthContext(session.realm_name, session.session_id, now, self._rng)
+        return self._outcome(session, authenticator, authenticator.finish(state, msg, ctx), ctx)
+
+    def _outcome(self, session: Session, authenticator: Authenticator,
+                 outcome: Accept | Reject | Challenging, ctx: AuthContext) -> list[Effect]:
+        if isinstance(outcome, Reject):
+            return self._abort(session, outcome.reason, outcome.message)
+        if isinstance(outcome, Challenging):
+            session.pending_auth = (authenticator, outcome.state)
+            session.move(State.CHALLENGING)
+            return [Send(session.conn, Challenge(outcome.method, outcome.extra))]
+        return self._welcome(session, outcome)
+
+    def _welcome(self, session: Session, accept: Accept) -> list[Effect]:
+        realm = self.realms[session.realm_name]
+        if not realm.authorizer.has_role(accept.authrole):
+            return self._abort(session, NO_SUCH_ROLE,
+                               f"role {accept.authrole!r} does not exist on realm {realm.name!r}")
+        session.authid = accept.authid
+        session.authrole = accept.authrole
+        session.authmethod = accept.authmethod
+        session.authprovider = accept.authprovider
+        session.realm = realm
+        session.move(State.ESTABLISHED)
+        realm.join(session)
+        details: dict[str, Any] = {
+            "realm": realm.name,
+            "authid": accept.authid,
+            "authrole": accept.authrole,
+            "authmethod": accept.authmethod,
+            "authprovider": accept.authprovider,
+            "roles": router_roles(),
+        }
+        if accept.authextra:
+            details["authextra"] = accept.authextra
+        return [Send(session.conn, Welcome(session.session_id, details))]
+
+    def _peer_goodbye(self, session: Session) -> list[Effect]:
+        effects = self._leave(session)
+        session.move(State.AWAIT_HELLO)
+        session.session_id = 0
+        session.out_ids = SequentialIds()
+        effects.append(Send(session.conn, Goodbye({}, GOODBYE_AND_OUT)))
+        return effects

@@ -1,0 +1,121 @@
+"""What the WebSocket and RawSocket adapters share: attaching to the driver,
+heartbeats (ping when idle, drop when no answer), closing, peer names.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+
+from ..config.model import Listener
+from .driver import Driver
+
+log = Logger(namespace="wamp_router")
+
+
+def peer_name(transport: Any) -> str:
+    peer = transport.getPeer()
+    host = getattr(peer, "host", None)
+    if host is not None:
+        return f"{peer.type.lower()}:{host}:{peer.port}"
+    return f"unix:{getattr(peer, 'name', '') or 'socket'}"
+
+
+class Beat(Enum):
+    OFF = "off"
+    IDLE = "idle"  # waiting for the next interval
+    AWAITING_PONG = "awaiting_pong"  # pinged, waiting for any data or a pong
+
+
+class Heartbeat:
+    """Ping a peer that has been silent for ``interval`` s; drop it if it stays
+    silent ``timeout`` s more. Any received data counts as a sign of life."""
+
+    def __init__(self, owner: WampProtocolBase, clock: IReactorTime,
+                 interval: float, timeout: float) -> None:
+        self._owner = owner
+        self._clock = clock
+        self._interval = interval
+        self._timeout = timeout
+        self._call: IDelayedCall | None = None
+        self.state = Beat.OFF
+        self.alive = False
+
+    def start(self) -> None:
+        if self._interval > 0:
+            self.state = Beat.IDLE
+            self._call = self._clock.callLater(self._interval, self._tick)
+
+    def stop(self) -> None:
+        self.state = Beat.OFF
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None
+
+    def _tick(self) -> None:
+        if self.state is Beat.IDLE:
+            if self.alive:
+                self.alive = False
+                self._call = self._clock.callLater(self._interval, self._tick)
+                return
+            self.state = Beat.AWAITING_PONG
+            self._owner.send_ping()
+            self._call = self._clock.callLater(self._timeout or self._interval, self._tick)
+        elif self.state is Beat.AWAITING_PONG:
+            if self.alive:
+                self.alive = False
+                self.state = Beat.IDLE
+                self._call = self._clock.callLater(self._interval, self._tick)
+                return
+            self.state = Beat.OFF
+            self._owner.heartbeat_timeout()
+
+
+class WampProtocolBase(Protocol):
+    """Shared part of the transport adapters (one level below Protocol)."""
+
+    cid = 0
+    max_out = 1 << 62
+
+    def __init__(self, driver: Driver, listener: Listener, clock: IReactorTime) -> None:
+        self.driver = driver
+        self.listener = listener
+        self.clock = clock
+        self.heartbeat = Heartbeat(self, clock, listener.heartbeat.interval,
+                                   listener.heartbeat.timeout)
+        self._closing = False
+
+    def write(self, data: bytes) -> None:
+        if not self._closing:
+            self.transport.write(data)  # type: ignore[union-attr]
+
+    def send_ping(self) -> None:
+        raise NotImplementedError
+
+    def heartbeat_timeout(self) -> None:
+        log.info("dropped peer={peer} reason=heartbeat_timeout", peer=self.peer)
+        self.transport.abortConnection()  # type: ignore[union-attr]
+
+    @property
+    def peer(self) -> str:
+        return peer_name(self.transport)
+
+    def drop(self, data: bytes = b"") -> None:
+        """Write ``data`` (if any) and close the connection."""
+        if self._closing:
+            return
+        if data:
+            self.transport.write(data)  # type: ignore[union-attr]
+        self._closing = True
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.heartbeat.stop()
+        self._closing = True
+        if self.cid:
+            cid, self.cid = self.cid, 0
+            self.driver.detach(cid)

@@ -1,0 +1,167 @@
+"""The driver: owns the core ``Router`` and applies its effects to transports.
+
+Inbound: a transport hands over one complete message payload; the driver
+decodes it (the connection's serializer), parses it (``core.codec``), feeds
+the router and applies the effects. Outbound: ``Send`` is encoded and framed
+for one connection; ``Broadcast`` is encoded once per serializer and framed
+once per framing, and the same bytes are written to every transport.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from twisted.logger import Logger
+
+from ..config.model import NodeConfig
+from ..core import codec
+from ..core.effects import Broadcast, Close, Effect, Send
+from ..core.errors import PAYLOAD_SIZE_EXCEEDED, ProtocolViolation
+from ..core.messages import Call, Error, Message, Result
+from ..core.router import Router
+from ..core.session import State, TransportInfo
+from ..wire.serializers import DecodeError, EncodeError, Serializer
+
+log = Logger(namespace="wamp_router")
+
+
+class Connection(Protocol):
+    """What the driver needs of a transport adapter."""
+
+    serializer: Serializer
+    frame_key: Any  # connections with equal keys frame a payload identically
+    max_out: int  # largest payload the peer accepts
+
+    def frame(self, payload: bytes) -> bytes: ...
+
+    def write(self, data: bytes) -> None: ...
+
+    def close_after_send(self, reason: str) -> None: ...
+
+
+class Driver:
+    def __init__(self, config: NodeConfig, clock: Callable[[], float],
+                 rng: random.Random | None = None) -> None:
+        self.router = Router(config, rng or random.SystemRandom())
+        self._clock = clock
+        self._conns: dict[int, Connection] = {}
+        self._next_conn = 0
+
+    # -- connections ------------------------------------------------------
+    def attach(self, conn: Connection, transport: TransportInfo) -> int:
+        self._next_conn += 1
+        cid = self._next_conn
+        self._conns[cid] = conn
+        self.router.open(cid, transport)
+        return cid
+
+    def detach(self, cid: int) -> None:
+        if self._conns.pop(cid, None) is not None:
+            self.apply(self.router.lost(cid))
+
+    def established(self, cid: int) -> bool:
+        session = self.router.session(cid)
+        return session is not None and session.state is State.ESTABLISHED
+
+    def connection_count(self) -> int:
+        return len(self._conns)
+
+    # -- inbound ----------------------------------------------------------
+    def received(self, cid: int, payload: bytes) -> None:
+        conn = self._conns.get(cid)
+        if conn is None:
+            return
+        try:
+            msg = codec.parse(conn.serializer.decode(payload))
+        except (DecodeError, ProtocolViolation) as exc:
+            self.protocol_violation(cid, str(exc))
+            return
+        try:
+            effects = self.router.receive(cid, msg, self._clock())
+        except Exception:
+            log.failure("internal error handling {msg} from connection {cid}",
+                        msg=type(msg).__name__, cid=cid)
+            self.apply(self.router.violation(cid, "internal router error"))
+            return
+        if effects:
+            self.apply(effects)
+
+    def protocol_violation(self, cid: int, reason: str) -> None:
+        session = self.router.session(cid)
+        peer = session.transport.peer if session else "?"
+        log.info("rejected peer={peer} reason=protocol_violation detail={detail!r}",
+                 peer=peer, detail=reason)
+        self.apply(self.router.violation(cid, reason))
+
+    # -- outbound ---------------------------------------------------------
+    def apply(self, effects: list[Effect]) -> None:
+        for effect in effects:
+            if type(effect) is Send:
+                self._send(effect.conn, effect.msg)
+            elif type(effect) is Broadcast:
+                self._broadcast(effect.conns, effect.msg)
+            elif type(effect) is Close:
+                conn = self._conns.get(effect.conn)
+                if conn is not None:
+                    conn.close_after_send(effect.reason)
+
+    def _encode(self, conn: Connection, msg: Message) -> bytes | None:
+        try:
+            return conn.serializer.encode(codec.to_list(msg))
+        except EncodeError as exc:
+            log.warn("cannot encode {msg} for {ser}: {exc}", msg=type(msg).__name__,
+                     ser=conn.serializer.name, exc=exc)
+            return None
+
+    def _send(self, cid: int, msg: Message) -> None:
+        conn = self._conns.get(cid)
+        if conn is None:
+            return
+        payload = self._encode(conn, msg)
+        if payload is None:
+            return
+        if len(payload) > conn.max_out:
+            self._too_large(cid, conn, msg, len(payload))
+            return
+        conn.write(conn.frame(payload))
+
+    def _too_large(self, cid: int, conn: Connection, msg: Message, size: int) -> None:
+        log.warn("dropped {msg} of {size} bytes to connection {cid}: peer accepts at most {max}",
+                 msg=type(msg).__name__, size=size, cid=cid, max=conn.max_out)
+        if type(msg) is Result:
+            self._send(cid, Error(Call.TYPE, msg.request, {}, PAYLOAD_SIZE_EXCEEDED,
+                                  [f"the result ({size} bytes) exceeds the transport limit"]))
+
+    def _broadcast(self, cids: list[int], msg: Message) -> None:
+        encoded: dict[str, bytes | None] = {}
+        framed: dict[Any, bytes] = {}
+        conns = self._conns
+        for cid in cids:
+            conn = conns.get(cid)
+            if conn is None:
+                continue
+            key = conn.frame_key
+            data = framed.get(key)
+            if data is None:
+                name = conn.serializer.name
+                if name in encoded:
+                    payload = encoded[name]
+                else:
+                    payload = encoded[name] = self._encode(conn, msg)
+                if payload is None:
+                    continue
+                if len(payload) > conn.max_out:
+                    self._too_large(cid, conn, msg, len(payload))
+                    continue
+                data = framed[key] = conn.frame(payload)
+            conn.write(data)
+
+    def shutdown(self) -> None:
+        self.apply(self.router.shutdown())
+
+    def abort_all(self) -> None:
+        """Close what is left after the shutdown grace period."""
+        for conn in list(self._conns.values()):
+            conn.close_after_send("shutdown grace period over")

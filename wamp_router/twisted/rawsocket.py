@@ -1,0 +1,80 @@
+"""WAMP over RawSocket (TCP or Unix): a Twisted protocol over the pure
+``wire.rawsocket``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.protocol import Factory
+
+from ..config.model import Listener
+from ..core.session import TransportInfo
+from ..wire import rawsocket as rs
+from ..wire.serializers import SERIALIZERS, Serializer
+from .base import WampProtocolBase, log
+from .driver import Driver
+
+
+class WampRawSocketProtocol(WampProtocolBase):
+    serializer: Serializer
+    frame_key: Any = None
+
+    def connectionMade(self) -> None:
+        self.rs = rs.RawSocketServer(serializers=self.listener.serializers,
+                                     max_message_size=self.listener.max_message_size)
+
+    def frame(self, payload: bytes) -> bytes:
+        return rs.frame_message(payload)
+
+    def send_ping(self) -> None:
+        self.rs.ping(b"wamp-router")
+        self._flush()
+
+    def close_after_send(self, reason: str) -> None:
+        self.drop()
+
+    def _flush(self) -> None:
+        out = self.rs.data_to_send()
+        if out:
+            self.write(out)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.heartbeat.alive = True
+        for event in self.rs.receive_data(data):
+            if type(event) is rs.Message:
+                if self.cid:
+                    self.driver.received(self.cid, event.payload)
+            else:
+                self._event(event)
+        self._flush()
+
+    def _event(self, event: Any) -> None:
+        if type(event) is rs.Accepted:
+            self.serializer = SERIALIZERS[event.serializer]
+            self.max_out = event.peer_max_message_size
+            self.frame_key = ("raw", self.serializer.name, self.max_out)
+            self.transport.write(self.rs.data_to_send())  # type: ignore[union-attr]
+            info = TransportInfo("rawsocket", self.peer, self.listener, self.serializer.name)
+            self.cid = self.driver.attach(self, info)
+            self.heartbeat.start()
+        elif type(event) is rs.Rejected:
+            log.info("rejected peer={peer} reason=rawsocket_handshake code={code} detail={detail!r}",
+                     peer=self.peer, code=event.error_code, detail=event.reason)
+            self.drop(self.rs.data_to_send())
+        elif type(event) is rs.ProtocolError:
+            log.info("rejected peer={peer} reason=rawsocket_protocol detail={detail!r}",
+                     peer=self.peer, detail=event.reason)
+            self.drop(self.rs.data_to_send())
+
+
+class WampRawSocketFactory(Factory):
+    noisy = False
+
+    def __init__(self, driver: Driver, listener: Listener, clock: IReactorTime) -> None:
+        self.driver = driver
+        self.listener = listener
+        self.clock = clock
+
+    def buildProtocol(self, addr: Any) -> WampRawSocketProtocol:
+        return WampRawSocketProtocol(self.driver, self.listener, self.clock)

@@ -1,0 +1,92 @@
+"""WAMP over WebSocket: a Twisted protocol over the pure ``wire.websocket``.
+
+Subprotocols ``wamp.2.json`` (text frames), ``wamp.2.msgpack`` and
+``wamp.2.cbor`` (binary frames); others are refused in the handshake.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.protocol import Factory
+
+from ..config.model import Listener
+from ..core.session import TransportInfo
+from ..wire import websocket as ws
+from ..wire.serializers import BY_SUBPROTOCOL, SERIALIZERS, Serializer
+from .base import WampProtocolBase, log
+from .driver import Driver
+
+
+class WampWebSocketProtocol(WampProtocolBase):
+    serializer: Serializer
+    frame_key: Any = None
+
+    def connectionMade(self) -> None:
+        protocols = [SERIALIZERS[name].subprotocol for name in self.listener.serializers]
+        self.ws = ws.WebSocketServer(path=self.listener.path, subprotocols=protocols,
+                                     max_message_size=self.listener.max_message_size)
+
+    def frame(self, payload: bytes) -> bytes:
+        return ws.frame_message(payload, self.serializer.binary)
+
+    def send_ping(self) -> None:
+        self.ws.ping(b"wamp-router")
+        self._flush()
+
+    def close_after_send(self, reason: str) -> None:
+        if self.ws.state is ws.WsState.OPEN:
+            self.ws.close(1000, "")
+        self.drop(self.ws.data_to_send())
+
+    def _flush(self) -> None:
+        out = self.ws.data_to_send()
+        if out:
+            self.write(out)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.heartbeat.alive = True
+        events = self.ws.receive_data(data)
+        for event in events:
+            if type(event) is ws.Message:
+                if self.cid:
+                    self.driver.received(self.cid, event.payload)
+            else:
+                self._event(event)
+        self._flush()
+
+    def _event(self, event: Any) -> None:
+        if type(event) is ws.Accepted:
+            self._accepted(event)
+        elif type(event) is ws.Rejected:
+            log.info("rejected peer={peer} reason=websocket_handshake status={status} "
+                     "detail={detail!r}", peer=self.peer, status=event.status,
+                     detail=event.reason)
+            self.drop(self.ws.data_to_send())
+        elif type(event) is ws.ProtocolError:
+            log.info("rejected peer={peer} reason=websocket_protocol code={code} detail={detail!r}",
+                     peer=self.peer, code=event.code, detail=event.reason)
+            self.drop(self.ws.data_to_send())
+        elif type(event) is ws.CloseReceived:
+            self.drop(self.ws.data_to_send())
+
+    def _accepted(self, event: ws.Accepted) -> None:
+        self.serializer = BY_SUBPROTOCOL[event.subprotocol]
+        self.frame_key = ("ws", self.serializer.name)
+        self.transport.write(self.ws.data_to_send())  # type: ignore[union-attr]
+        info = TransportInfo("websocket", self.peer, self.listener, self.serializer.name)
+        self.cid = self.driver.attach(self, info)
+        self.heartbeat.start()
+
+
+class WampWebSocketFactory(Factory):
+    noisy = False
+
+    def __init__(self, driver: Driver, listener: Listener, clock: IReactorTime) -> None:
+        self.driver = driver
+        self.listener = listener
+        self.clock = clock
+
+    def buildProtocol(self, addr: Any) -> WampWebSocketProtocol:
+        return WampWebSocketProtocol(self.driver, self.listener, self.clock)
