@@ -88,6 +88,10 @@ class Router:
             if session.state is State.ESTABLISHED:
                 if type(msg) is Goodbye:
                     return self._peer_goodbye(session)
+                if type(msg) is Hello or type(msg) is Authenticate:
+                    raise ProtocolViolation(
+                        f"{type(msg).__name__.upper()} is not allowed in session state established"
+                    )
                 try:
                     return session.realm.handle(session, msg, now)  # type: ignore[no-any-return]
                 except WampError as exc:
