@@ -54,11 +54,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(config: NodeConfig, level: str) -> int:
-    from twisted.internet import reactor
+    from twisted.internet import reactor as _reactor
 
     from .twisted.logging import start_logging
     from .twisted.service import RouterNode
 
+    reactor: Any = _reactor
     start_logging(level)
     node = RouterNode(config, reactor)
     status: dict[str, Any] = {"code": 0}
@@ -66,9 +67,9 @@ def run(config: NodeConfig, level: str) -> int:
     def failed(failure: Any) -> None:
         print(f"wamp-router: cannot start: {failure.getErrorMessage()}", file=sys.stderr)
         status["code"] = 1
-        reactor.stop()  # type: ignore[attr-defined]
+        reactor.stop()
 
-    reactor.callWhenRunning(lambda: node.start().addErrback(failed))  # type: ignore[attr-defined]
-    reactor.addSystemEventTrigger("before", "shutdown", node.stop)  # type: ignore[attr-defined]
-    reactor.run()  # type: ignore[attr-defined]
+    reactor.callWhenRunning(lambda: node.start().addErrback(failed))
+    reactor.addSystemEventTrigger("before", "shutdown", node.stop)
+    reactor.run()
     return int(status["code"])

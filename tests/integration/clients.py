@@ -95,5 +95,5 @@ async def close(*sessions: Client) -> None:
     for s in sessions:
         try:
             await asyncio.wait_for(s.left, 5)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass

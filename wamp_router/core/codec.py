@@ -157,7 +157,8 @@ def parse(obj: Any) -> Message:
 def to_list(msg: Message) -> list[Any]:
     """The wire list of a message (optional payload/details omitted when absent)."""
     code = msg.TYPE
-    values = [getattr(msg, name) for name in msg.__slots__]  # type: ignore[attr-defined]
+    names: tuple[str, ...] = msg.__slots__
+    values = [getattr(msg, name) for name in names]
     if code in _PAYLOAD:
         kwargs = values.pop()
         args = values.pop()

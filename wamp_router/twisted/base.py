@@ -7,7 +7,6 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any
 
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 
@@ -35,13 +34,13 @@ class Heartbeat:
     """Ping a peer that has been silent for ``interval`` s; drop it if it stays
     silent ``timeout`` s more. Any received data counts as a sign of life."""
 
-    def __init__(self, owner: WampProtocolBase, clock: IReactorTime,
+    def __init__(self, owner: WampProtocolBase, clock: Any,
                  interval: float, timeout: float) -> None:
         self._owner = owner
         self._clock = clock
         self._interval = interval
         self._timeout = timeout
-        self._call: IDelayedCall | None = None
+        self._call: Any = None
         self.state = Beat.OFF
         self.alive = False
 
@@ -80,8 +79,9 @@ class WampProtocolBase(Protocol):
 
     cid = 0
     max_out = 1 << 62
+    transport: Any  # ITransport; typed loosely (zope interfaces confuse mypy)
 
-    def __init__(self, driver: Driver, listener: Listener, clock: IReactorTime) -> None:
+    def __init__(self, driver: Driver, listener: Listener, clock: Any) -> None:
         self.driver = driver
         self.listener = listener
         self.clock = clock
@@ -91,14 +91,14 @@ class WampProtocolBase(Protocol):
 
     def write(self, data: bytes) -> None:
         if not self._closing:
-            self.transport.write(data)  # type: ignore[union-attr]
+            self.transport.write(data)
 
     def send_ping(self) -> None:
         raise NotImplementedError
 
     def heartbeat_timeout(self) -> None:
         log.info("dropped peer={peer} reason=heartbeat_timeout", peer=self.peer)
-        self.transport.abortConnection()  # type: ignore[union-attr]
+        self.transport.abortConnection()
 
     @property
     def peer(self) -> str:
@@ -109,9 +109,9 @@ class WampProtocolBase(Protocol):
         if self._closing:
             return
         if data:
-            self.transport.write(data)  # type: ignore[union-attr]
+            self.transport.write(data)
         self._closing = True
-        self.transport.loseConnection()  # type: ignore[union-attr]
+        self.transport.loseConnection()
 
     def connectionLost(self, reason: Any = None) -> None:
         self.heartbeat.stop()

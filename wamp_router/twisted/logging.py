@@ -29,6 +29,5 @@ def _observer(event: dict[str, Any]) -> None:
 
 def start_logging(level: str) -> None:
     predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level))
-    globalLogBeginner.beginLoggingTo(
-        [FilteringLogObserver(_observer, [predicate])], redirectStandardIO=False
-    )
+    observer: Any = FilteringLogObserver(_observer, [predicate])  # type: ignore[arg-type, list-item]
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Factory
 
 from ..config.model import Listener
@@ -54,7 +53,7 @@ class WampRawSocketProtocol(WampProtocolBase):
             self.serializer = SERIALIZERS[event.serializer]
             self.max_out = event.peer_max_message_size
             self.frame_key = ("raw", self.serializer.name, self.max_out)
-            self.transport.write(self.rs.data_to_send())  # type: ignore[union-attr]
+            self.transport.write(self.rs.data_to_send())
             info = TransportInfo("rawsocket", self.peer, self.listener, self.serializer.name)
             self.cid = self.driver.attach(self, info)
             self.heartbeat.start()
@@ -71,7 +70,7 @@ class WampRawSocketProtocol(WampProtocolBase):
 class WampRawSocketFactory(Factory):
     noisy = False
 
-    def __init__(self, driver: Driver, listener: Listener, clock: IReactorTime) -> None:
+    def __init__(self, driver: Driver, listener: Listener, clock: Any) -> None:
         self.driver = driver
         self.listener = listener
         self.clock = clock

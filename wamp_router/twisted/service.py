@@ -8,7 +8,6 @@ from typing import Any
 
 from twisted.internet import defer, task
 from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint, UNIXServerEndpoint
-from twisted.internet.interfaces import IListeningPort
 from twisted.internet.protocol import Factory
 
 from ..config.model import Listener, NodeConfig, TcpEndpoint, UnixEndpoint
@@ -25,22 +24,22 @@ def _endpoint(reactor: Any, listener: Listener) -> Any:
     if isinstance(ep, UnixEndpoint):
         if os.path.exists(ep.path):
             os.unlink(ep.path)  # a stale socket file from an earlier run
-        return UNIXServerEndpoint(reactor, ep.path)
+        return UNIXServerEndpoint(reactor, ep.path)  # type: ignore[no-untyped-call]
     assert isinstance(ep, TcpEndpoint)
     if ":" in ep.host:
-        return TCP6ServerEndpoint(reactor, ep.port, interface=ep.host)
-    return TCP4ServerEndpoint(reactor, ep.port, interface=ep.host)
+        return TCP6ServerEndpoint(reactor, ep.port, interface=ep.host)  # type: ignore[no-untyped-call]
+    return TCP4ServerEndpoint(reactor, ep.port, interface=ep.host)  # type: ignore[no-untyped-call]
 
 
-def _address(listener: Listener, port: IListeningPort) -> str:
+def _address(listener: Listener, port: Any) -> str:
     if isinstance(listener.endpoint, UnixEndpoint):
         return f"unix:{listener.endpoint.path}"
     addr = port.getHost()
-    host = addr.host  # type: ignore[attr-defined]
+    host = addr.host
     host = f"[{host}]" if ":" in host else host
     if listener.transport == "websocket":
-        return f"ws://{host}:{addr.port}{listener.path}"  # type: ignore[attr-defined]
-    return f"rawsocket://{host}:{addr.port}"  # type: ignore[attr-defined]
+        return f"ws://{host}:{addr.port}{listener.path}"
+    return f"rawsocket://{host}:{addr.port}"
 
 
 class RouterNode:
@@ -48,7 +47,7 @@ class RouterNode:
         self.config = config
         self.reactor = reactor
         self.driver = Driver(config, reactor.seconds)
-        self.ports: list[tuple[Listener, IListeningPort]] = []
+        self.ports: list[tuple[Listener, Any]] = []
 
     def _factory(self, listener: Listener) -> Factory:
         if listener.transport == "websocket":

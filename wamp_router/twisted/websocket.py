@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Factory
 
 from ..config.model import Listener
@@ -74,7 +73,7 @@ class WampWebSocketProtocol(WampProtocolBase):
     def _accepted(self, event: ws.Accepted) -> None:
         self.serializer = BY_SUBPROTOCOL[event.subprotocol]
         self.frame_key = ("ws", self.serializer.name)
-        self.transport.write(self.ws.data_to_send())  # type: ignore[union-attr]
+        self.transport.write(self.ws.data_to_send())
         info = TransportInfo("websocket", self.peer, self.listener, self.serializer.name)
         self.cid = self.driver.attach(self, info)
         self.heartbeat.start()
@@ -83,7 +82,7 @@ class WampWebSocketProtocol(WampProtocolBase):
 class WampWebSocketFactory(Factory):
     noisy = False
 
-    def __init__(self, driver: Driver, listener: Listener, clock: IReactorTime) -> None:
+    def __init__(self, driver: Driver, listener: Listener, clock: Any) -> None:
         self.driver = driver
         self.listener = listener
         self.clock = clock
