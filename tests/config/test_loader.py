@@ -1012,3 +1012,18 @@ def test_wildcards_need_one_non_empty_component(parts: list[str]) -> None:
         assert result is None
     else:
         assert result is not None
+
+
+def test_rawsocket_heartbeat_is_off_unless_configured() -> None:
+    base = (
+        '[[listeners]]\ntransport = "rawsocket"\nendpoint = "127.0.0.1:0"\n'
+        '[[listeners]]\ntransport = "websocket"\nendpoint = "127.0.0.1:0"\n'
+        '[[listeners]]\ntransport = "rawsocket"\nendpoint = "127.0.0.1:0"\n'
+        'heartbeat = { interval = 5.0 }\n'
+        '[[realms]]\nname = "realm1"\n[[realms.roles]]\nname = "anonymous"\n'
+    )
+    config = load_config_text(base, "hb.toml")
+    raw, web, raw_on = config.listeners
+    assert raw.heartbeat.interval == 0
+    assert web.heartbeat.interval == 30.0 and web.heartbeat.timeout == 10.0
+    assert raw_on.heartbeat.interval == 5.0 and raw_on.heartbeat.timeout == 10.0

@@ -22,7 +22,8 @@ The format::
     path = "/ws"                       # websocket only (error on a rawsocket listener)
     serializers = ["json", "msgpack", "cbor"]
     max_message_size = 16777216
-    heartbeat = { interval = 30.0, timeout = 10.0 }   # websocket and rawsocket: ping every interval s, drop if no pong within timeout s
+    heartbeat = { interval = 30.0, timeout = 10.0 }   # ping every interval s, drop if no pong within timeout s
+                                       # (default: 30/10 on websocket, off on rawsocket)
 
     [listeners.auth.anonymous]         # present = anonymous allowed on this listener
     role = "anonymous"
@@ -619,7 +620,7 @@ def _parse_listener(table: _Table, endpoint: Endpoint | None, index: _RealmIndex
         path=_parse_ws_path(table, transport),
         serializers=_parse_serializers(table),
         max_message_size=_parse_max_message_size(table, transport),
-        heartbeat=_parse_heartbeat(table),
+        heartbeat=_parse_heartbeat(table, transport),
         auth=_parse_auth(table, index),
     )
 
@@ -666,12 +667,17 @@ def _parse_max_message_size(table: _Table, transport: str | None) -> int:
     return size
 
 
-def _parse_heartbeat(table: _Table) -> Heartbeat:
+# RawSocket heartbeats are off unless configured: autobahn-python's Twisted
+# RawSocket client does not understand PING frames and drops the connection.
+RAWSOCKET_DEFAULT_HEARTBEAT = Heartbeat(interval=0.0, timeout=10.0)
+
+
+def _parse_heartbeat(table: _Table, transport: str | None) -> Heartbeat:
     heartbeat = table.table("heartbeat")
+    default = RAWSOCKET_DEFAULT_HEARTBEAT if transport == "rawsocket" else Heartbeat()
     if heartbeat is None:
-        return Heartbeat()
+        return default
     heartbeat.check_keys(_HEARTBEAT_KEYS)
-    default = Heartbeat()
     interval = heartbeat.seconds("interval")
     timeout = heartbeat.seconds("timeout")
     return Heartbeat(

@@ -15,6 +15,8 @@ from .driver import Driver
 
 log = Logger(namespace="wamp_router")
 
+OPENING_TIMEOUT = 30.0  # seconds from TCP connect to WELCOME before a peer is dropped
+
 
 def peer_name(transport: Any) -> str:
     peer = transport.getPeer()
@@ -62,7 +64,9 @@ class Heartbeat:
                 self._call = self._clock.callLater(self._interval, self._tick)
                 return
             self.state = Beat.AWAITING_PONG
-            self._owner.send_ping()
+            if not self._owner.send_ping():
+                self.state = Beat.OFF
+                return
             self._call = self._clock.callLater(self._timeout or self._interval, self._tick)
         elif self.state is Beat.AWAITING_PONG:
             if self.alive:
@@ -88,12 +92,31 @@ class WampProtocolBase(Protocol):
         self.heartbeat = Heartbeat(self, clock, listener.heartbeat.interval,
                                    listener.heartbeat.timeout)
         self._closing = False
+        self._opening: Any = None
+
+    def keep_alive(self) -> None:
+        set_keep_alive = getattr(self.transport, "setTcpKeepAlive", None)
+        if set_keep_alive is not None:
+            try:
+                set_keep_alive(1)
+            except OSError:  # Unix sockets and some platforms
+                pass
+
+    def start_opening_timer(self) -> None:
+        self._opening = self.clock.callLater(OPENING_TIMEOUT, self._opening_expired)
+
+    def _opening_expired(self) -> None:
+        self._opening = None
+        if not (self.cid and self.driver.established(self.cid)):
+            log.info("rejected peer={peer} reason=handshake_timeout", peer=self.peer)
+            self.transport.abortConnection()
 
     def write(self, data: bytes) -> None:
         if not self._closing:
             self.transport.write(data)
 
-    def send_ping(self) -> None:
+    def send_ping(self) -> bool:
+        """Send a ping if the connection is open; False if it is not."""
         raise NotImplementedError
 
     def heartbeat_timeout(self) -> None:
@@ -115,6 +138,9 @@ class WampProtocolBase(Protocol):
 
     def connectionLost(self, reason: Any = None) -> None:
         self.heartbeat.stop()
+        if self._opening is not None and self._opening.active():
+            self._opening.cancel()
+        self._opening = None
         self._closing = True
         if self.cid:
             cid, self.cid = self.cid, 0

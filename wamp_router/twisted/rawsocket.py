@@ -20,15 +20,20 @@ class WampRawSocketProtocol(WampProtocolBase):
     frame_key: Any = None
 
     def connectionMade(self) -> None:
+        self.start_opening_timer()
+        self.keep_alive()
         self.rs = rs.RawSocketServer(serializers=self.listener.serializers,
                                      max_message_size=self.listener.max_message_size)
 
     def frame(self, payload: bytes) -> bytes:
         return rs.frame_message(payload)
 
-    def send_ping(self) -> None:
+    def send_ping(self) -> bool:
+        if self.rs.state is not rs.RsState.OPEN:
+            return False
         self.rs.ping(b"wamp-router")
         self._flush()
+        return True
 
     def close_after_send(self, reason: str) -> None:
         self.drop()

@@ -23,6 +23,8 @@ class WampWebSocketProtocol(WampProtocolBase):
     frame_key: Any = None
 
     def connectionMade(self) -> None:
+        self.start_opening_timer()
+        self.keep_alive()
         protocols = [SERIALIZERS[name].subprotocol for name in self.listener.serializers]
         self.ws = ws.WebSocketServer(path=self.listener.path, subprotocols=protocols,
                                      max_message_size=self.listener.max_message_size)
@@ -30,9 +32,12 @@ class WampWebSocketProtocol(WampProtocolBase):
     def frame(self, payload: bytes) -> bytes:
         return ws.frame_message(payload, self.serializer.binary)
 
-    def send_ping(self) -> None:
+    def send_ping(self) -> bool:
+        if self.ws.state is not ws.WsState.OPEN:
+            return False
         self.ws.ping(b"wamp-router")
         self._flush()
+        return True
 
     def close_after_send(self, reason: str) -> None:
         if self.ws.state is ws.WsState.OPEN:
