@@ -1027,3 +1027,21 @@ def test_rawsocket_heartbeat_is_off_unless_configured() -> None:
     assert raw.heartbeat.interval == 0
     assert web.heartbeat.interval == 30.0 and web.heartbeat.timeout == 10.0
     assert raw_on.heartbeat.interval == 5.0 and raw_on.heartbeat.timeout == 10.0
+
+
+def test_role_disclose_settings() -> None:
+    text = (
+        '[[listeners]]\ntransport = "websocket"\nendpoint = "127.0.0.1:0"\n'
+        '[[realms]]\nname = "realm1"\n[[realms.roles]]\nname = "anonymous"\n'
+        'disclose = { caller = true, publisher = false }\n'
+        '[[realms.roles]]\nname = "other"\n'
+    )
+    anonymous, other = load_config_text(text, "d.toml").realms[0].roles
+    assert (anonymous.disclose_caller, anonymous.disclose_publisher) == (True, False)
+    assert (other.disclose_caller, other.disclose_publisher) == (None, None)
+    bad = text.replace("caller = true", 'caller = "yes", subscriber = true')
+    with pytest.raises(ConfigError) as err:
+        load_config_text(bad, "d.toml")
+    text_err = str(err.value)
+    assert "realms[0].roles[0].disclose.caller: expected true or false" in text_err
+    assert "realms[0].roles[0].disclose" in text_err and "subscriber" in text_err

@@ -51,8 +51,15 @@ def test_welcome_announces_roles_and_identity(h: Harness) -> None:
     assert d["realm"] == "realm1" and d["authprovider"] == "static"
     assert set(d["roles"]) == {"broker", "dealer"}
     # only implemented features are announced
-    assert d["roles"]["broker"]["features"] == {"publisher_exclusion": True}
-    assert d["roles"]["dealer"]["features"] == {}
+    assert set(d["roles"]["broker"]["features"]) == {
+        "publisher_exclusion", "subscriber_blackwhite_listing", "publisher_identification",
+        "pattern_based_subscription", "event_retention", "session_meta_api",
+        "subscription_meta_api"}
+    assert set(d["roles"]["dealer"]["features"]) == {
+        "progressive_call_results", "progressive_call_invocations", "call_timeout",
+        "call_canceling", "caller_identification", "pattern_based_registration",
+        "shared_registration", "call_reroute", "registration_meta_api", "session_meta_api",
+        "testament_meta_api"}
 
 
 def test_session_ids_are_distinct(h: Harness) -> None:

@@ -22,6 +22,10 @@ transport = "rawsocket"
 endpoint = "127.0.0.1:0"
 max_message_size = 1024
 serializers = ["json", "msgpack"]
+[[listeners]]
+transport = "rawsocket"
+endpoint = "127.0.0.1:0"
+max_message_size = 8192
 [[realms]]
 name = "realm1"
 [[realms.roles]]
@@ -35,7 +39,7 @@ allow = ["call", "register", "publish", "subscribe"]
 
 @pytest.fixture(scope="module")
 def small() -> Iterator[RouterProcess]:
-    with run_router(SMALL_LIMIT_CONFIG) as rp:
+    with run_router(SMALL_LIMIT_CONFIG, expect_listeners=3) as rp:
         yield rp
 
 
@@ -263,16 +267,35 @@ def test_rawsocket_ping_oversize_and_garbage(small: RouterProcess) -> None:
     assert_alive(small)
 
 
+def large_port(router: RouterProcess) -> int:
+    return int(router.raw_addrs[1].rsplit(":", 1)[1])
+
+
 def test_rawsocket_result_larger_than_caller_accepts(small: RouterProcess) -> None:
     """A RESULT the caller could not receive becomes payload_size_exceeded."""
-    callee = RsPeer(small.raw_port, length_code=1)
+    callee = RsPeer(large_port(small), length_code=4)
     assert callee.hello()[0] == 2
     callee.send([64, 1, {}, "com.example.big"])
     assert callee.recv()[0] == 65
-    caller = RsPeer(small.raw_port, length_code=0)  # accepts 512 bytes
+    caller = RsPeer(large_port(small), length_code=1)  # accepts 1024 bytes
     assert caller.hello()[0] == 2
     caller.send([48, 7, {}, "com.example.big"])
     invocation = callee.recv()
-    callee.send([70, invocation[1], {}, ["y" * 800]])
+    callee.send([70, invocation[1], {}, ["y" * 2000]])
     error = caller.recv()
     assert error[:5] == [8, 48, 7, {}, "wamp.error.payload_size_exceeded"]
+    # and an INVOCATION the callee could not receive fails the call the same way
+    caller.send([64, 8, {}, "com.example.small_callee"])
+    assert caller.recv()[0] == 65
+    callee.send([48, 9, {}, "com.example.small_callee", ["z" * 2000]])
+    error = callee.recv()
+    assert error[:5] == [8, 48, 9, {}, "wamp.error.payload_size_exceeded"]
+    caller.send([48, 10, {}, "com.example.missing"])
+    assert caller.recv()[4] == "wamp.error.no_such_procedure"  # nothing was delivered
+
+
+def test_welcome_larger_than_client_accepts_closes_instead_of_hanging(
+        small: RouterProcess) -> None:
+    tiny = RsPeer(large_port(small), length_code=0)  # 512 bytes: less than our WELCOME
+    tiny.send([1, "realm1", {"roles": {"caller": {}}}])
+    assert is_closed(tiny.sock)

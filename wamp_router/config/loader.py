@@ -48,6 +48,8 @@ The format::
 
     [[realms.roles]]
     name = "anonymous"
+    disclose = { caller = true, publisher = false }   # optional: force (true) or suppress (false)
+                                       # disclosure of this role's calls/publications; absent = disclose_me
 
     [[realms.roles.permissions]]
     uri = ""
@@ -132,7 +134,8 @@ _ANONYMOUS_KEYS = ("role", "realms")
 _TICKET_KEYS = ("authid", "ticket", "role", "realm")
 _CRA_KEYS = ("authid", "secret", "role", "realm", "salt", "iterations", "keylen")
 _REALM_KEYS = ("name", "uri_check", "roles")
-_ROLE_KEYS = ("name", "permissions")
+_ROLE_KEYS = ("name", "permissions", "disclose")
+_DISCLOSE_KEYS = ("caller", "publisher")
 _PERMISSION_KEYS = ("uri", "match", "allow")
 
 _BAD_URI_CHAR = re.compile(r"[\s#]")
@@ -383,6 +386,15 @@ class _Table:
             return None
         if high is not None and not low <= value <= high:
             self.error(key, f"{value} is out of range ({low}..{high})")
+            return None
+        return value
+
+    def boolean(self, key: str) -> bool | None:
+        value = self._value(key, False)
+        if value is None:
+            return None
+        if not isinstance(value, bool):
+            self._wrong(key, "true or false", value)
             return None
         return value
 
@@ -869,8 +881,18 @@ def _parse_roles(table: _Table, realm: str, *, strict: bool) -> tuple[Role, ...]
             _parse_permission(item, strict=strict)
             for item in role_table.tables("permissions") or []
         )
-        roles.append(Role(name=name or "", permissions=permissions))
+        caller, publisher = _parse_disclose(role_table)
+        roles.append(Role(name=name or "", permissions=permissions,
+                          disclose_caller=caller, disclose_publisher=publisher))
     return tuple(roles)
+
+
+def _parse_disclose(table: _Table) -> tuple[bool | None, bool | None]:
+    disclose = table.table("disclose")
+    if disclose is None:
+        return None, None
+    disclose.check_keys(_DISCLOSE_KEYS)
+    return disclose.boolean("caller"), disclose.boolean("publisher")
 
 
 def _parse_permission(table: _Table, *, strict: bool) -> Permission:

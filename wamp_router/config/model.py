@@ -41,6 +41,10 @@ class Role:
 
     name: str
     permissions: tuple[Permission, ...] = ()
+    # Identity disclosure of calls/publications made by sessions of this role:
+    # True = always disclosed, False = never, None = as the session asks (disclose_me).
+    disclose_caller: bool | None = None
+    disclose_publisher: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,22 +1,33 @@
 """The broker: subscriptions and the fan-out of publications.
 
-Owns the subscription index (a ``UriMap`` of ``Subscription``s, plus ids).
-One publication becomes one ``Broadcast`` per matching subscription: the
-adapters serialize it once per serializer in use, not once per subscriber.
-Authorization and URI checks are done by the realm before calling in here.
+Owns the subscription index (a ``UriMap`` of ``Subscription``s, plus ids)
+and the retained events. One publication becomes one ``Broadcast`` per
+matching subscription: the adapters serialize it once per serializer in use,
+not once per subscriber. Implements publisher exclusion, subscriber black-
+and whitelisting, publisher identification, pattern-based subscriptions,
+event retention, and emits the subscription meta events. URI checks and
+authorization are done by the realm before calling in here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from .effects import Broadcast, Effect, Send
-from .errors import NO_SUCH_SUBSCRIPTION, WampError
+from .errors import INVALID_ARGUMENT, NO_SUCH_SUBSCRIPTION, WampError
 from .ids import RandomSource, SequentialIds, global_id
 from .messages import Event, Publish, Published, Subscribe, Subscribed, Unsubscribe, Unsubscribed
 from .session import Session
 from .urimap import UriMap
+
+Emit = Callable[[str, list[Any]], list[Effect]]
+MayReceive = Callable[[Session, str], bool]
+
+_FILTER_KEYS = ("exclude", "exclude_authid", "exclude_authrole",
+                "eligible", "eligible_authid", "eligible_authrole")
 
 
 @dataclass(slots=True, eq=False)
@@ -28,22 +39,115 @@ class Subscription:
     subscribers: dict[int, Session] = field(default_factory=dict)  # conn -> session
 
 
+@dataclass(slots=True)
+class Filter:
+    """Black- and whitelists of one publication (the spec's six options)."""
+
+    exclude: frozenset[int] | None = None
+    exclude_authid: frozenset[str] | None = None
+    exclude_authrole: frozenset[str] | None = None
+    eligible: frozenset[int] | None = None
+    eligible_authid: frozenset[str] | None = None
+    eligible_authrole: frozenset[str] | None = None
+
+    def allows(self, s: Session) -> bool:
+        return not (
+            (self.eligible is not None and s.session_id not in self.eligible)
+            or (self.eligible_authid is not None and s.authid not in self.eligible_authid)
+            or (self.eligible_authrole is not None and s.authrole not in self.eligible_authrole)
+            or (self.exclude is not None and s.session_id in self.exclude)
+            or (self.exclude_authid is not None and s.authid in self.exclude_authid)
+            or (self.exclude_authrole is not None and s.authrole in self.exclude_authrole)
+        )
+
+
+def parse_filter(options: dict[str, Any]) -> Filter | None:
+    """The publication's filter, or None when it has none (the fast path)."""
+    if not any(key in options for key in _FILTER_KEYS):
+        return None
+    values: dict[str, frozenset[Any]] = {}
+    for key in _FILTER_KEYS:
+        if key not in options:
+            continue
+        value = options[key]
+        kind = int if key in ("exclude", "eligible") else str
+        if type(value) is not list or any(type(v) is not kind for v in value):
+            what = "session ids" if kind is int else "strings"
+            raise WampError(INVALID_ARGUMENT, f"PUBLISH option {key!r} must be a list of {what}")
+        values[key] = frozenset(value)
+    return Filter(**values)
+
+
+@dataclass(slots=True)
+class Retained:
+    publication: int
+    args: list[Any] | None
+    kwargs: dict[str, Any] | None
+    identity: dict[str, Any]  # publisher disclosure details, if disclosed
+    filter: Filter | None
+    publisher: int  # session id of the publisher
+    exclude_me: bool
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
 class Broker:
-    def __init__(self, rng: RandomSource) -> None:
+    def __init__(self, rng: RandomSource, emit: Emit) -> None:
         self._rng = rng
+        self._emit = emit
         self._ids = SequentialIds()
         self._subs: UriMap[Subscription] = UriMap()
         self._by_id: dict[int, Subscription] = {}
+        self.retained: dict[str, Retained] = {}
 
-    def subscribe(self, session: Session, msg: Subscribe, match: str, now: float) -> list[Effect]:
+    # -- subscriptions --------------------------------------------------------
+    def subscribe(self, session: Session, msg: Subscribe, match: str, now: float,
+                  may_receive: MayReceive) -> list[Effect]:
         sub = self._subs.get(msg.topic, match)
+        effects: list[Effect] = [Send(session.conn, Subscribed(msg.request, 0))]
+        created = sub is None
         if sub is None:
             sub = Subscription(self._ids.next(), msg.topic, match, now)
             self._subs.set(msg.topic, match, sub)
             self._by_id[sub.id] = sub
+        effects[0] = Send(session.conn, Subscribed(msg.request, sub.id))
+        if msg.options.get("get_retained") is True:
+            effects.extend(self._retained_for(session, sub, may_receive))
+        if session.conn in sub.subscribers:
+            return effects  # subscribing again: same subscription, no meta events
         sub.subscribers[session.conn] = session
         session.subscriptions.add(sub.id)
-        return [Send(session.conn, Subscribed(msg.request, sub.id))]
+        if created:
+            effects.extend(self._emit("wamp.subscription.on_create",
+                                      [session.session_id, self.details(sub)]))
+        effects.extend(self._emit("wamp.subscription.on_subscribe", [session.session_id, sub.id]))
+        return effects
+
+    def _retained_for(self, session: Session, sub: Subscription,
+                      may_receive: MayReceive) -> list[Effect]:
+        if sub.match == "exact":
+            found = self.retained.get(sub.topic)
+            topics = [(sub.topic, found)] if found is not None else []
+        else:
+            matcher: UriMap[bool] = UriMap()
+            matcher.set(sub.topic, sub.match, True)
+            topics = [(t, r) for t, r in self.retained.items() if matcher.best_match(t)]
+        effects: list[Effect] = []
+        for topic, r in topics:
+            if r.exclude_me and r.publisher == session.session_id:
+                continue
+            if r.filter is not None and not r.filter.allows(session):
+                continue
+            if not may_receive(session, topic):
+                continue
+            details: dict[str, Any] = {"retained": True, **r.identity}
+            if sub.match != "exact":
+                details["topic"] = topic
+            effects.append(Send(session.conn, Event(sub.id, r.publication, details,
+                                                    r.args, r.kwargs)))
+        return effects
 
     def unsubscribe(self, session: Session, msg: Unsubscribe) -> list[Effect]:
         sub = self._by_id.get(msg.subscription)
@@ -51,45 +155,96 @@ class Broker:
             raise WampError(
                 NO_SUCH_SUBSCRIPTION, f"no subscription {msg.subscription} for this session"
             )
-        self._remove(session, sub)
-        return [Send(session.conn, Unsubscribed(msg.request))]
+        effects: list[Effect] = [Send(session.conn, Unsubscribed(msg.request))]
+        effects.extend(self._remove(session, sub))
+        return effects
 
-    def _remove(self, session: Session, sub: Subscription) -> None:
+    def _remove(self, session: Session, sub: Subscription) -> list[Effect]:
         sub.subscribers.pop(session.conn, None)
         session.subscriptions.discard(sub.id)
+        effects = self._emit("wamp.subscription.on_unsubscribe", [session.session_id, sub.id])
         if not sub.subscribers:
             self._subs.remove(sub.topic, sub.match)
             del self._by_id[sub.id]
+            effects.extend(self._emit("wamp.subscription.on_delete",
+                                      [session.session_id, sub.id]))
+        return effects
 
-    def publish(self, session: Session, msg: Publish) -> list[Effect]:
+    def session_left(self, session: Session) -> list[Effect]:
+        effects: list[Effect] = []
+        for sub_id in sorted(session.subscriptions):
+            sub = self._by_id.get(sub_id)
+            if sub is not None:
+                effects.extend(self._remove(session, sub))
+        session.subscriptions.clear()
+        return effects
+
+    # -- publications ---------------------------------------------------------
+    def _matches(self, topic: str) -> list[Subscription]:
+        if self._subs.has_patterns():
+            return self._subs.all_matches(topic)
+        exact = self._subs.exact(topic)
+        return [] if exact is None else [exact]
+
+    def publish(self, session: Session, msg: Publish, disclose: bool) -> list[Effect]:
         options = msg.options
         publication = global_id(self._rng)
+        if not options:  # the common case: no options at all
+            effects = self._fan_out(msg.topic, publication, msg.args, msg.kwargs, None,
+                                    session.conn, None)
+            return effects
+        pfilter = parse_filter(options)
         exclude_me = options.get("exclude_me", True) is not False
-        effects: list[Effect] = []
-        if self._subs.has_patterns():
-            matches = self._subs.all_matches(msg.topic)
-        else:
-            exact = self._subs.exact(msg.topic)
-            matches = [] if exact is None else [exact]
-        for sub in matches:
-            conns = list(sub.subscribers)
-            if exclude_me and session.conn in sub.subscribers:
-                conns.remove(session.conn)
-            if not conns:
-                continue
-            details: dict[str, Any] = {} if sub.match == "exact" else {"topic": msg.topic}
-            event = Event(sub.id, publication, details, msg.args, msg.kwargs)
-            effects.append(Broadcast(conns, event))
+        identity: dict[str, Any] = {}
+        if disclose:
+            identity = {"publisher": session.session_id, "publisher_authid": session.authid,
+                        "publisher_authrole": session.authrole}
+        effects = self._fan_out(msg.topic, publication, msg.args, msg.kwargs, pfilter,
+                                session.conn if exclude_me else 0, identity)
+        if options.get("retain") is True:
+            self.retained[msg.topic] = Retained(publication, msg.args, msg.kwargs, identity,
+                                                pfilter, session.session_id, exclude_me)
         if options.get("acknowledge"):
             effects.append(Send(session.conn, Published(msg.request, publication)))
         return effects
 
-    def session_left(self, session: Session) -> None:
-        for sub_id in list(session.subscriptions):
-            sub = self._by_id.get(sub_id)
-            if sub is not None:
-                self._remove(session, sub)
-        session.subscriptions.clear()
+    def publish_internal(self, topic: str, args: list[Any] | None,
+                         kwargs: dict[str, Any] | None = None) -> list[Effect]:
+        """A publication by the router itself (meta events)."""
+        return self._fan_out(topic, global_id(self._rng), args, kwargs, None, 0, None)
 
+    def _fan_out(self, topic: str, publication: int, args: list[Any] | None,
+                 kwargs: dict[str, Any] | None, pfilter: Filter | None, skip: int,
+                 identity: dict[str, Any] | None) -> list[Effect]:
+        effects: list[Effect] = []
+        for sub in self._matches(topic):
+            subscribers = sub.subscribers
+            if pfilter is None:
+                conns = [c for c in subscribers if c != skip] if skip in subscribers else list(
+                    subscribers)
+            else:
+                conns = [c for c, s in subscribers.items() if c != skip and pfilter.allows(s)]
+            if not conns:
+                continue
+            details: dict[str, Any] = {} if sub.match == "exact" else {"topic": topic}
+            if identity:
+                details.update(identity)
+            effects.append(Broadcast(conns, Event(sub.id, publication, details, args, kwargs)))
+        return effects
+
+    # -- introspection (meta API) ---------------------------------------------
     def subscription(self, sub_id: int) -> Subscription | None:
         return self._by_id.get(sub_id)
+
+    def subscriptions(self) -> list[Subscription]:
+        return list(self._by_id.values())
+
+    def lookup(self, topic: str, match: str) -> Subscription | None:
+        return self._subs.get(topic, match)
+
+    def matching(self, topic: str) -> list[Subscription]:
+        return self._subs.all_matches(topic)
+
+    @staticmethod
+    def details(sub: Subscription) -> dict[str, Any]:
+        return {"id": sub.id, "created": iso(sub.created), "uri": sub.topic, "match": sub.match}

@@ -146,8 +146,9 @@ def parse(obj: Any) -> Message:
     if code in _PAYLOAD:
         _check_payload(code, rest)
     elif code in _OPTIONAL_DETAILS:
-        if len(rest) > 1 or (rest and type(rest[0]) is not dict):
-            raise ProtocolViolation(f"{NAMES[code]}: unexpected trailing elements")
+        if len(rest) > 1 or (rest and (
+                type(rest[0]) is not dict or any(type(k) is not str for k in rest[0]))):
+            raise ProtocolViolation(f"{NAMES[code]}: Details must be a dict with string keys")
     elif rest:
         raise ProtocolViolation(f"{NAMES[code]}: expected {n + 1} elements, got {len(obj)}")
     factory: Callable[..., Message] = BY_TYPE[code]

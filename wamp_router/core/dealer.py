@@ -1,28 +1,39 @@
-"""The dealer: registrations and routed calls.
+"""The dealer: registrations and routed calls (Basic and Advanced Profile).
 
 Owns the registration index (a ``UriMap`` of ``Registration``s) and, through
-``InvocationTable``, the in-flight calls. Authorization and URI checks are
-done by the realm before calling in here.
+``InvocationTable``, the in-flight calls. Implements shared registrations
+(``invoke`` policies, per-callee ``concurrency``), pattern-based registrations,
+progressive call results and invocations, call canceling (skip / kill /
+killnowait), dealer-enforced call timeouts, call rerouting on
+``wamp.error.unavailable``, and emits the registration meta events.
+URI checks and authorization are done by the realm before calling in here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from .effects import Effect, Send
 from .errors import (
     CANCELED,
+    INVALID_ARGUMENT,
     NO_SUCH_PROCEDURE,
     NO_SUCH_REGISTRATION,
+    PAYLOAD_SIZE_EXCEEDED,
     PROCEDURE_ALREADY_EXISTS,
+    ProtocolViolation,
     WampError,
 )
-from .ids import SequentialIds
-from .invocations import InvocationTable, Pending
+from .ids import RandomSource, SequentialIds
+from .invocations import CallState, InvocationTable, Pending
 from .messages import (
     Call,
+    Cancel,
     Error,
+    Interrupt,
     Invocation,
     Register,
     Registered,
@@ -34,102 +45,339 @@ from .messages import (
 from .session import Session
 from .urimap import UriMap
 
+TIMEOUT = "wamp.error.timeout"
+UNAVAILABLE = "wamp.error.unavailable"
+NO_AVAILABLE_CALLEE = "wamp.error.no_available_callee"
+FEATURE_NOT_SUPPORTED = "wamp.error.feature_not_supported"
+POLICIES = ("single", "roundrobin", "random", "first", "last")
+CANCEL_MODES = ("skip", "kill", "killnowait")
+
+Emit = Callable[[str, list[Any]], list[Effect]]
+
+
+@dataclass(slots=True, eq=False)
+class Callee:
+    session: Session
+    concurrency: int = 0  # 0 = unlimited
+    forward_timeout: bool = False
+    inflight: int = 0
+
 
 @dataclass(slots=True, eq=False)
 class Registration:
     id: int
     procedure: str
     match: str
+    invoke: str
     created: float
-    callees: list[Session] = field(default_factory=list)
+    callees: list[Callee] = field(default_factory=list)
+    next_rr: int = 0
+
+
+def _interrupt(p: Pending, mode: str, reason: str) -> Send:
+    return Send(p.callee, Interrupt(p.invocation, {"mode": mode, "reason": reason}))
+
+
+def _error_to_caller(p: Pending, uri: str, message: str) -> Send:
+    return Send(p.caller, Error(Call.TYPE, p.caller_request, {}, uri, [message]))
 
 
 class Dealer:
-    def __init__(self) -> None:
+    def __init__(self, rng: RandomSource, emit: Emit) -> None:
+        self._rng = rng
+        self._emit = emit
         self._ids = SequentialIds()
-        self._regs: UriMap[Registration] = UriMap()
+        self._map: UriMap[Registration] = UriMap()
         self._by_id: dict[int, Registration] = {}
         self.calls = InvocationTable()
 
+    # -- registrations ------------------------------------------------------
     def register(self, session: Session, msg: Register, match: str, now: float) -> list[Effect]:
-        if self._regs.get(msg.procedure, match) is not None:
+        options = msg.options
+        invoke = options.get("invoke", "single")
+        if invoke not in POLICIES:
+            raise WampError(INVALID_ARGUMENT, f"unknown invocation policy {invoke!r} "
+                            f"(one of {', '.join(POLICIES)})")
+        concurrency = options.get("concurrency", 0)
+        if type(concurrency) is not int or concurrency < 0:
+            raise WampError(INVALID_ARGUMENT, "option 'concurrency' must be an integer >= 0")
+        callee = Callee(session, concurrency, options.get("forward_timeout") is True)
+        reg = self._map.get(msg.procedure, match)
+        effects: list[Effect] = []
+        if reg is None:
+            reg = Registration(self._ids.next(), msg.procedure, match, invoke, now)
+            self._map.set(msg.procedure, match, reg)
+            self._by_id[reg.id] = reg
+            effects.extend(self._emit("wamp.registration.on_create",
+                                      [session.session_id, self.details(reg)]))
+        elif reg.invoke == "single" or invoke != reg.invoke:
             raise WampError(
                 PROCEDURE_ALREADY_EXISTS,
-                f"procedure {msg.procedure!r} (match {match!r}) is already registered",
+                f"procedure {msg.procedure!r} is already registered with invocation policy "
+                f"{reg.invoke!r}" + ("" if reg.invoke == "single" else f", not {invoke!r}"),
             )
-        reg = Registration(self._ids.next(), msg.procedure, match, now, [session])
-        self._regs.set(msg.procedure, match, reg)
-        self._by_id[reg.id] = reg
+        elif any(c.session is session for c in reg.callees):
+            raise WampError(PROCEDURE_ALREADY_EXISTS,
+                            f"this session already registered {msg.procedure!r}")
+        reg.callees.append(callee)
         session.registrations.add(reg.id)
-        return [Send(session.conn, Registered(msg.request, reg.id))]
+        effects.insert(0, Send(session.conn, Registered(msg.request, reg.id)))
+        effects.extend(self._emit("wamp.registration.on_register", [session.session_id, reg.id]))
+        return effects
 
     def unregister(self, session: Session, msg: Unregister) -> list[Effect]:
         reg = self._by_id.get(msg.registration)
-        if reg is None or session not in reg.callees:
+        if reg is None or not any(c.session is session for c in reg.callees):
             raise WampError(
                 NO_SUCH_REGISTRATION, f"no registration {msg.registration} for this session"
             )
-        self._remove(session, reg)
-        return [Send(session.conn, Unregistered(msg.request))]
-
-    def _remove(self, session: Session, reg: Registration) -> None:
-        reg.callees.remove(session)
-        session.registrations.discard(reg.id)
-        if not reg.callees:
-            self._regs.remove(reg.procedure, reg.match)
-            del self._by_id[reg.id]
-
-    def call(self, session: Session, msg: Call) -> list[Effect]:
-        reg = self._regs.exact(msg.procedure)
-        if reg is None and self._regs.has_patterns():
-            reg = self._regs.best_match(msg.procedure)
-        if reg is None:
-            raise WampError(NO_SUCH_PROCEDURE, f"no callee registered for procedure {msg.procedure!r}")
-        callee = reg.callees[0]
-        invocation_id = callee.out_ids.next()
-        self.calls.add(Pending(session.conn, msg.request, callee.conn, invocation_id, reg.id))
-        details: dict[str, Any] = {} if reg.match == "exact" else {"procedure": msg.procedure}
-        return [Send(callee.conn, Invocation(invocation_id, reg.id, details, msg.args, msg.kwargs))]
-
-    def yield_(self, session: Session, msg: Yield) -> list[Effect]:
-        pending = self.calls.pop(session.conn, msg.request)
-        if pending is None or not pending.caller:
-            return []  # unknown or abandoned invocation: ignored, as the spec says
-        return [Send(pending.caller, Result(pending.caller_request, {}, msg.args, msg.kwargs))]
-
-    def error(self, session: Session, msg: Error) -> list[Effect]:
-        pending = self.calls.pop(session.conn, msg.request)
-        if pending is None or not pending.caller:
-            return []
-        return [
-            Send(
-                pending.caller,
-                Error(Call.TYPE, pending.caller_request, {}, msg.error, msg.args, msg.kwargs),
-            )
-        ]
-
-    def session_left(self, session: Session) -> list[Effect]:
-        for reg_id in list(session.registrations):
-            reg = self._by_id.get(reg_id)
-            if reg is not None:
-                self._remove(session, reg)
-        effects: list[Effect] = []
-        for pending in self.calls.pop_callee(session.conn):
-            if pending.caller:
-                effects.append(
-                    Send(
-                        pending.caller,
-                        Error(
-                            Call.TYPE,
-                            pending.caller_request,
-                            {},
-                            CANCELED,
-                            ["the callee left before answering the call"],
-                        ),
-                    )
-                )
-        self.calls.forget_caller(session.conn)
+        effects: list[Effect] = [Send(session.conn, Unregistered(msg.request))]
+        effects.extend(self._detach(session, reg))
         return effects
 
+    def _detach(self, session: Session, reg: Registration) -> list[Effect]:
+        reg.callees = [c for c in reg.callees if c.session is not session]
+        session.registrations.discard(reg.id)
+        effects = self._emit("wamp.registration.on_unregister", [session.session_id, reg.id])
+        if not reg.callees:
+            self._map.remove(reg.procedure, reg.match)
+            del self._by_id[reg.id]
+            effects.extend(self._emit("wamp.registration.on_delete",
+                                      [session.session_id, reg.id]))
+        return effects
+
+    # -- calls --------------------------------------------------------------
+    def lookup(self, procedure: str) -> Registration | None:
+        reg = self._map.exact(procedure)
+        if reg is None and self._map.has_patterns():
+            reg = self._map.best_match(procedure)
+        return reg
+
+    def call(self, session: Session, msg: Call, now: float, disclose: bool) -> list[Effect]:
+        options = msg.options
+        if self.calls.by_call(session.conn, msg.request) is not None or (
+            session.finished_progressive and msg.request in session.finished_progressive
+        ):
+            return self._continuation(session, msg)
+        reg = self.lookup(msg.procedure)
+        if reg is None:
+            raise WampError(NO_SUCH_PROCEDURE,
+                            f"no callee registered for procedure {msg.procedure!r}")
+        callee = self._pick(reg, ())
+        if callee is None:
+            raise WampError(NO_AVAILABLE_CALLEE, f"every callee of {msg.procedure!r} is at its "
+                            "concurrency limit")
+        pending = Pending(session.conn, msg.request, callee.session.conn, 0, reg, callee, call=msg)
+        if disclose:
+            pending.caller_identity = (session.session_id, session.authid, session.authrole)
+        if options:
+            self._apply_options(pending, session, callee, msg, now)
+        return [self._invoke(pending, callee)]
+
+    def _apply_options(self, p: Pending, caller: Session, callee: Callee, msg: Call,
+                       now: float) -> None:
+        options = msg.options
+        if options.get("receive_progress") is True:
+            p.receive_progress = True
+        if options.get("progress") is True:
+            if "progressive_call_invocations" not in caller.caller_features:
+                raise ProtocolViolation("CALL with progress=true, but the caller did not announce "
+                                        "progressive_call_invocations")
+            features = callee.session.callee_features
+            if ("progressive_call_invocations" not in features
+                    or not features & {"call_canceling", "call_cancelling"}):
+                raise WampError(FEATURE_NOT_SUPPORTED, "the callee does not support progressive "
+                                "call invocations")
+            p.streaming = True
+            p.caller_finished = caller.finished_progressive
+        timeout = options.get("timeout", 0)
+        if timeout:
+            if type(timeout) is not int or timeout < 0:
+                raise WampError(INVALID_ARGUMENT, "CALL option 'timeout' must be an integer "
+                                "number of milliseconds >= 0")
+            if not callee.forward_timeout:
+                p.deadline = now + timeout / 1000.0
+
+    def _invoke(self, p: Pending, callee: Callee) -> Send:
+        msg: Call = p.call
+        callee_session = callee.session
+        p.callee = callee_session.conn
+        p.callee_entry = callee
+        p.invocation = callee_session.out_ids.next()
+        callee.inflight += 1
+        self.calls.add(p)
+        reg = p.registration
+        details: dict[str, Any] = {} if reg.match == "exact" else {"procedure": msg.procedure}
+        if msg.options:
+            if p.receive_progress:
+                details["receive_progress"] = True
+            if p.streaming:
+                details["progress"] = True
+            timeout = msg.options.get("timeout")
+            if timeout and callee.forward_timeout:
+                details["timeout"] = timeout
+        if p.caller_identity is not None:
+            details["caller"], details["caller_authid"], details["caller_authrole"] = (
+                p.caller_identity)
+        return Send(p.callee, Invocation(p.invocation, reg.id, details, msg.args, msg.kwargs))
+
+    def _continuation(self, session: Session, msg: Call) -> list[Effect]:
+        """A CALL reusing the request id of a call in flight: the next chunk of a
+        progressive call invocation; a chunk of an already completed one is
+        discarded (the spec's "continuations on completed calls")."""
+        p = self.calls.by_call(session.conn, msg.request)
+        if p is None:
+            return []
+        if not p.streaming:
+            raise ProtocolViolation(f"CALL request id {msg.request} is already in use by a "
+                                    "call in flight")
+        if msg.options.get("progress") is not True:
+            p.streaming = False
+        details: dict[str, Any] = {"progress": True} if p.streaming else {}
+        return [Send(p.callee, Invocation(p.invocation, p.registration.id, details,
+                                          msg.args, msg.kwargs))]
+
+    def _pick(self, reg: Registration, exclude: tuple[int, ...] | list[int]) -> Callee | None:
+        callees = reg.callees
+        if len(callees) == 1 and not exclude:
+            only = callees[0]
+            return only if not only.concurrency or only.inflight < only.concurrency else None
+        eligible = [c for c in callees if c.session.conn not in exclude
+                    and (not c.concurrency or c.inflight < c.concurrency)]
+        if not eligible:
+            return None
+        if reg.invoke == "last":
+            return eligible[-1]
+        if reg.invoke == "random":
+            return eligible[self._rng.getrandbits(32) % len(eligible)]
+        if reg.invoke == "roundrobin":
+            n = len(callees)
+            for step in range(n):
+                candidate = callees[(reg.next_rr + step) % n]
+                if candidate in eligible:
+                    reg.next_rr = (reg.next_rr + step + 1) % n
+                    return candidate
+        return eligible[0]
+
+    # -- answers from callees ----------------------------------------------
+    def _finish(self, p: Pending) -> None:
+        self.calls.remove(p)
+        p.callee_entry.inflight -= 1
+        finished = p.caller_finished
+        if finished is not None:  # remember completed progressive calls (bounded)
+            if len(finished) >= 256:
+                finished.clear()
+            finished.add(p.caller_request)
+
+    def yield_(self, session: Session, msg: Yield) -> list[Effect]:
+        p = self.calls.by_invocation(session.conn, msg.request)
+        if p is None:
+            return []  # unknown or abandoned invocation: ignored, as the spec says
+        if msg.options.get("progress") is True:
+            if not p.receive_progress:
+                return []  # the caller did not ask for progressive results
+            return [Send(p.caller, Result(p.caller_request, {"progress": True},
+                                          msg.args, msg.kwargs))]
+        self._finish(p)
+        return [Send(p.caller, Result(p.caller_request, {}, msg.args, msg.kwargs))]
+
+    def error(self, session: Session, msg: Error) -> list[Effect]:
+        p = self.calls.by_invocation(session.conn, msg.request)
+        if p is None:
+            return []
+        if msg.error == UNAVAILABLE and p.state is CallState.ACTIVE and not p.streaming:
+            return self._reroute(p)
+        self._finish(p)
+        return [Send(p.caller, Error(Call.TYPE, p.caller_request, {}, msg.error,
+                                     msg.args, msg.kwargs))]
+
+    def _reroute(self, p: Pending) -> list[Effect]:
+        self._finish(p)
+        p.tried.append(p.callee)
+        reg: Registration = p.registration
+        nxt: Callee | None
+        if reg.invoke == "single" or self._by_id.get(reg.id) is not reg:
+            nxt = None
+        else:
+            nxt = self._pick(reg, p.tried)
+        if nxt is None:
+            return [_error_to_caller(p, NO_AVAILABLE_CALLEE,
+                                     f"no callee of {p.call.procedure!r} is available")]
+        p.state = CallState.ACTIVE
+        return [self._invoke(p, nxt)]
+
+    def undeliverable(self, callee: int, invocation: int, size: int) -> list[Effect]:
+        p = self.calls.by_invocation(callee, invocation)
+        if p is None:
+            return []
+        self._finish(p)
+        return [_error_to_caller(p, PAYLOAD_SIZE_EXCEEDED, f"the invocation ({size} bytes) "
+                                 "exceeds what the callee's transport accepts")]
+
+    # -- cancel and timeouts -------------------------------------------------
+    def cancel(self, session: Session, msg: Cancel) -> list[Effect]:
+        mode = msg.options.get("mode", "killnowait")
+        if mode not in CANCEL_MODES:
+            raise WampError(INVALID_ARGUMENT, f"unknown cancel mode {mode!r} "
+                            f"(one of {', '.join(CANCEL_MODES)})")
+        p = self.calls.by_call(session.conn, msg.request)
+        if p is None or p.state is not CallState.ACTIVE:
+            return []  # already answered (or being killed): nothing to cancel
+        return self._stop(p, mode, CANCELED, "canceled by the caller")
+
+    def _stop(self, p: Pending, mode: str, uri: str, message: str) -> list[Effect]:
+        cancels = p.callee_entry.session.callee_features & {"call_canceling", "call_cancelling"}
+        if not cancels:
+            mode = "skip"
+        if mode == "kill":
+            p.state = CallState.KILLING
+            p.deadline = 0.0
+            return [_interrupt(p, "kill", uri)]
+        self._finish(p)
+        effects: list[Effect] = [_error_to_caller(p, uri, message)]
+        if mode == "killnowait":
+            effects.append(_interrupt(p, "killnowait", uri))
+        return effects
+
+    def next_deadline(self) -> float | None:
+        return self.calls.next_deadline()
+
+    def on_timer(self, now: float) -> list[Effect]:
+        effects: list[Effect] = []
+        for p in self.calls.expired(now):
+            effects.extend(self._stop(p, "killnowait", TIMEOUT,
+                                      "the call timed out (CALL option 'timeout')"))
+        return effects
+
+    # -- sessions leaving ----------------------------------------------------
+    def session_left(self, session: Session) -> list[Effect]:
+        effects: list[Effect] = []
+        for reg_id in sorted(session.registrations):
+            reg = self._by_id.get(reg_id)
+            if reg is not None:
+                effects.extend(self._detach(session, reg))
+        for p in self.calls.of_callee(session.conn):
+            self._finish(p)
+            effects.append(_error_to_caller(p, CANCELED,
+                                            "the callee left before answering the call"))
+        for p in self.calls.of_caller(session.conn):
+            self._finish(p)
+            if p.callee_entry.session.callee_features & {"call_canceling", "call_cancelling"}:
+                effects.append(_interrupt(p, "killnowait", CANCELED))
+        return effects
+
+    # -- introspection (meta API) -------------------------------------------
     def registration(self, reg_id: int) -> Registration | None:
         return self._by_id.get(reg_id)
+
+    def registrations(self) -> list[Registration]:
+        return list(self._by_id.values())
+
+    def get_exact(self, procedure: str, match: str) -> Registration | None:
+        return self._map.get(procedure, match)
+
+    @staticmethod
+    def details(reg: Registration) -> dict[str, Any]:
+        created = datetime.fromtimestamp(reg.created, UTC).isoformat().replace("+00:00", "Z")
+        return {"id": reg.id, "created": created, "uri": reg.procedure, "match": reg.match,
+                "invoke": reg.invoke}

@@ -20,18 +20,23 @@ from .errors import INVALID_URI, NOT_AUTHORIZED, ProtocolViolation, WampError
 from .ids import RandomSource
 from .messages import (
     Call,
+    Cancel,
     Error,
     Invocation,
     Message,
     Publish,
     Register,
+    Result,
     Subscribe,
     Unregister,
     Unsubscribe,
     Yield,
 )
+from .meta import Meta, session_info
 from .session import Session
 from .uri import is_valid_pattern, is_valid_uri
+
+KillSession = Callable[[Session, str, "str | None"], list[Effect]]
 
 _MATCH_POLICIES = ("exact", "prefix", "wildcard")
 
@@ -42,14 +47,18 @@ class Realm:
         self.config = config
         self.uri_check = config.uri_check
         self.authorizer = Authorizer(config.roles)
-        self.broker = Broker(rng)
-        self.dealer = Dealer()
+        self.roles = {role.name: role for role in config.roles}
+        self.broker = Broker(rng, self.emit)
+        self.dealer = Dealer(rng, self.emit)
+        self.meta = Meta(self)
         self.sessions: dict[int, Session] = {}  # session id -> session
+        self.kill_session: KillSession | None = None  # set by the router
         self._handlers: dict[type[Message], Callable[[Session, Any, float], list[Effect]]] = {
             Publish: self._publish,
             Subscribe: self._subscribe,
             Unsubscribe: self._unsubscribe,
             Call: self._call,
+            Cancel: self._cancel,
             Register: self._register,
             Unregister: self._unregister,
             Yield: self._yield,
@@ -57,13 +66,44 @@ class Realm:
         }
 
     # -- membership -------------------------------------------------------
-    def join(self, session: Session) -> None:
+    def emit(self, topic: str, args: list[Any]) -> list[Effect]:
+        """Publish a meta event (no-op when nobody subscribed to anything matching)."""
+        return self.broker.publish_internal(topic, args)
+
+    def join(self, session: Session) -> list[Effect]:
         self.sessions[session.session_id] = session
+        return self.emit("wamp.session.on_join", [session_info(session)])
 
     def leave(self, session: Session) -> list[Effect]:
         self.sessions.pop(session.session_id, None)
-        self.broker.session_left(session)
-        return self.dealer.session_left(session)
+        effects = self.broker.session_left(session)
+        effects.extend(self.dealer.session_left(session))
+        effects.extend(self._testaments(session))
+        effects.extend(self.emit("wamp.session.on_leave",
+                                 [session.session_id, session.authid, session.authrole]))
+        return effects
+
+    def _testaments(self, session: Session) -> list[Effect]:
+        if session.testaments is None:
+            return []
+        effects: list[Effect] = []
+        for scope in ("detached", "destroyed"):
+            for topic, args, kwargs, options in session.testaments[scope]:
+                msg = Publish(0, options, topic, args, kwargs)
+                effects.extend(self.broker.publish(session, msg, self._disclose_publisher(
+                    session, options)))
+        session.testaments = None
+        return effects
+
+    def kill(self, target: Session, reason: str, message: str | None) -> list[Effect]:
+        assert self.kill_session is not None
+        return self.kill_session(target, reason, message)
+
+    def next_deadline(self) -> float | None:
+        return self.dealer.next_deadline()
+
+    def on_timer(self, now: float) -> list[Effect]:
+        return self.dealer.on_timer(now)
 
     # -- dispatch ---------------------------------------------------------
     def handle(self, session: Session, msg: Message, now: float) -> list[Effect]:
@@ -96,15 +136,27 @@ class Realm:
                 f"is not authorized to {action} {uri!r}",
             )
 
+    def check_publish(self, session: Session, topic: str) -> None:
+        self._check_uri(topic, "topic")
+        self._authorize(session, "publish", topic)
+
+    def _disclose_publisher(self, session: Session, options: dict[str, Any]) -> bool:
+        role = self.roles.get(session.authrole)
+        forced = role.disclose_publisher if role is not None else None
+        return forced if forced is not None else options.get("disclose_me") is True
+
     def _publish(self, session: Session, msg: Publish, now: float) -> list[Effect]:
-        self._check_uri(msg.topic, "topic")
-        self._authorize(session, "publish", msg.topic)
-        return self.broker.publish(session, msg)
+        self.check_publish(session, msg.topic)
+        disclose = bool(msg.options) and self._disclose_publisher(session, msg.options)
+        return self.broker.publish(session, msg, disclose)
+
+    def _may_receive(self, session: Session, topic: str) -> bool:
+        return self.authorizer.allowed(session.authrole, "subscribe", topic)
 
     def _subscribe(self, session: Session, msg: Subscribe, now: float) -> list[Effect]:
         match = self._match(msg.options, msg.topic, "topic")
         self._authorize(session, "subscribe", msg.topic)
-        return self.broker.subscribe(session, msg, match, now)
+        return self.broker.subscribe(session, msg, match, now, self._may_receive)
 
     def _unsubscribe(self, session: Session, msg: Unsubscribe, now: float) -> list[Effect]:
         return self.broker.unsubscribe(session, msg)
@@ -112,7 +164,17 @@ class Realm:
     def _call(self, session: Session, msg: Call, now: float) -> list[Effect]:
         self._check_uri(msg.procedure, "procedure")
         self._authorize(session, "call", msg.procedure)
-        return self.dealer.call(session, msg)
+        handler = self.meta.handlers.get(msg.procedure)
+        if handler is not None:
+            args, effects = handler(session, msg.args or [], msg.kwargs or {})
+            return [Send(session.conn, Result(msg.request, {}, args)), *effects]
+        role = self.roles.get(session.authrole)
+        forced = role.disclose_caller if role is not None else None
+        disclose = forced if forced is not None else msg.options.get("disclose_me") is True
+        return self.dealer.call(session, msg, now, disclose)
+
+    def _cancel(self, session: Session, msg: Cancel, now: float) -> list[Effect]:
+        return self.dealer.cancel(session, msg)
 
     def _register(self, session: Session, msg: Register, now: float) -> list[Effect]:
         match = self._match(msg.options, msg.procedure, "procedure")
@@ -121,12 +183,6 @@ class Realm:
                 INVALID_URI, f"procedure {msg.procedure!r}: the wamp. prefix is reserved"
             )
         self._authorize(session, "register", msg.procedure)
-        invoke = msg.options.get("invoke", "single")
-        if invoke != "single":
-            raise WampError(
-                "wamp.error.invalid_argument",
-                f"invocation policy {invoke!r} is not supported (only 'single')",
-            )
         return self.dealer.register(session, msg, match, now)
 
     def _unregister(self, session: Session, msg: Unregister, now: float) -> list[Effect]:

@@ -54,6 +54,8 @@ class Router:
     def __init__(self, config: NodeConfig, rng: RandomSource) -> None:
         self._rng = rng
         self.realms: dict[str, Realm] = {r.name: Realm(r, rng) for r in config.realms}
+        for realm in self.realms.values():
+            realm.kill_session = self._kill
         self.conns: dict[int, Session] = {}
         self._auth_by_listener: dict[int, list[Authenticator]] = {}
 
@@ -109,6 +111,32 @@ class Router:
             effects.append(Send(conn, Abort({"message": reason}, PROTOCOL_VIOLATION)))
             session.state = State.CLOSED
         effects.append(Close(conn, f"protocol violation: {reason}"))
+        return effects
+
+    def _kill(self, session: Session, reason: str, message: str | None) -> list[Effect]:
+        """Close a session from the router side (``wamp.session.kill``)."""
+        effects = self._leave(session)
+        details = {} if message is None else {"message": message}
+        effects.append(Send(session.conn, Goodbye(details, reason)))
+        session.move(State.CLOSING)
+        return effects
+
+    def invocation_undeliverable(self, conn: int, invocation: int, size: int) -> list[Effect]:
+        """The adapter could not deliver an INVOCATION (larger than the callee accepts)."""
+        session = self.conns.get(conn)
+        if session is None or session.realm is None:
+            return []
+        dealer = session.realm.dealer
+        return dealer.undeliverable(conn, invocation, size)  # type: ignore[no-any-return]
+
+    def next_deadline(self) -> float | None:
+        deadlines = [d for r in self.realms.values() if (d := r.next_deadline()) is not None]
+        return min(deadlines) if deadlines else None
+
+    def on_timer(self, now: float) -> list[Effect]:
+        effects: list[Effect] = []
+        for realm in self.realms.values():
+            effects.extend(realm.on_timer(now))
         return effects
 
     def shutdown(self) -> list[Effect]:
@@ -188,7 +216,7 @@ class Router:
             )
         session.session_id = global_id(self._rng)
         session.realm_name = realm.name
-        session.roles = msg.details["roles"]
+        session.set_roles(msg.details["roles"])
         ctx = AuthContext(realm.name, session.session_id, now, self._rng)
         return self._outcome(session, chosen, chosen.start(msg, ctx), ctx)
 
@@ -219,7 +247,6 @@ class Router:
         session.authprovider = accept.authprovider
         session.realm = realm
         session.move(State.ESTABLISHED)
-        realm.join(session)
         details: dict[str, Any] = {
             "realm": realm.name,
             "authid": accept.authid,
@@ -230,7 +257,9 @@ class Router:
         }
         if accept.authextra:
             details["authextra"] = accept.authextra
-        return [Send(session.conn, Welcome(session.session_id, details))]
+        effects: list[Effect] = [Send(session.conn, Welcome(session.session_id, details))]
+        effects.extend(realm.join(session))
+        return effects
 
     def _peer_goodbye(self, session: Session) -> list[Effect]:
         effects = self._leave(session)

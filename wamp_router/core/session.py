@@ -66,6 +66,22 @@ class Session:
     out_ids: SequentialIds = field(default_factory=SequentialIds)
     subscriptions: set[int] = field(default_factory=set)
     registrations: set[int] = field(default_factory=set)
+    caller_features: frozenset[str] = frozenset()
+    callee_features: frozenset[str] = frozenset()
+    publisher_features: frozenset[str] = frozenset()
+    subscriber_features: frozenset[str] = frozenset()
+    finished_progressive: set[int] = field(default_factory=set)
+    testaments: Any = None  # realm.Testaments, once the session adds one
+
+    def set_roles(self, roles: dict[str, Any]) -> None:
+        """Remember the client's roles and the features it announced for each."""
+        self.roles = roles
+        for role in ("caller", "callee", "publisher", "subscriber"):
+            info = roles.get(role)
+            features = info.get("features") if isinstance(info, dict) else None
+            names = frozenset(k for k, v in features.items() if v is True) if isinstance(
+                features, dict) else frozenset()
+            setattr(self, f"{role}_features", names)
 
     def move(self, new: State) -> None:
         if new not in TRANSITIONS[self.state]:

@@ -19,7 +19,7 @@ _STRICT_EMPTY = re.compile(r"^(([0-9a-z_]+\.)|\.)*([0-9a-z_]+)?$")
 def is_valid_uri(uri: str, check: UriCheck = "loose") -> bool:
     """An exact URI: non-empty components."""
     rx = _STRICT if check == "strict" else _LOOSE
-    return rx.match(uri) is not None
+    return rx.fullmatch(uri) is not None
 
 
 def is_valid_pattern(uri: str, match: str, check: UriCheck = "loose") -> bool:
@@ -28,7 +28,7 @@ def is_valid_pattern(uri: str, match: str, check: UriCheck = "loose") -> bool:
         return is_valid_uri(uri, check)
     rx = _STRICT_EMPTY if check == "strict" else _LOOSE_EMPTY
     if match == "prefix":
-        return uri == "" or rx.match(uri) is not None
+        return uri == "" or rx.fullmatch(uri) is not None
     if match == "wildcard":
-        return rx.match(uri) is not None and uri.replace(".", "") != ""
+        return rx.fullmatch(uri) is not None and uri.replace(".", "") != ""
     return False

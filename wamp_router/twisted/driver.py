@@ -19,7 +19,7 @@ from ..config.model import NodeConfig
 from ..core import codec
 from ..core.effects import Broadcast, Close, Effect, Send
 from ..core.errors import PAYLOAD_SIZE_EXCEEDED, ProtocolViolation
-from ..core.messages import Call, Error, Message, Result
+from ..core.messages import Call, Error, Event, Invocation, Message, Result
 from ..core.router import Router
 from ..core.session import State, TransportInfo
 from ..wire.serializers import DecodeError, EncodeError, Serializer
@@ -78,6 +78,9 @@ class Driver:
         except (DecodeError, ProtocolViolation) as exc:
             self.protocol_violation(cid, str(exc))
             return
+        except Exception as exc:  # a decoder failing in a way it does not document
+            self.protocol_violation(cid, f"undecodable message ({type(exc).__name__})")
+            return
         try:
             effects = self.router.receive(cid, msg, self._clock())
         except Exception:
@@ -128,11 +131,18 @@ class Driver:
         conn.write(conn.frame(payload))
 
     def _too_large(self, cid: int, conn: Connection, msg: Message, size: int) -> None:
+        """A message larger than the peer accepts (RawSocket's announced maximum)."""
         log.warn("dropped {msg} of {size} bytes to connection {cid}: peer accepts at most {max}",
                  msg=type(msg).__name__, size=size, cid=cid, max=conn.max_out)
         if type(msg) is Result:
             self._send(cid, Error(Call.TYPE, msg.request, {}, PAYLOAD_SIZE_EXCEEDED,
                                   [f"the result ({size} bytes) exceeds the transport limit"]))
+        elif type(msg) is Invocation:
+            self.apply(self.router.invocation_undeliverable(cid, msg.request, size))
+        elif type(msg) is not Event:
+            # a session message the peer cannot receive (e.g. a WELCOME larger than a
+            # tiny RawSocket limit): the session cannot work, close it instead of hanging
+            conn.close_after_send(f"{type(msg).__name__} larger than the peer accepts")
 
     def _broadcast(self, cids: list[int], msg: Message) -> None:
         encoded: dict[str, bytes | None] = {}

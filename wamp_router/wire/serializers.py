@@ -84,7 +84,10 @@ class JsonSerializer(Serializer):
         except orjson.JSONDecodeError as exc:
             raise DecodeError(f"invalid JSON: {exc}") from None
         if b"\\u0000" in data:
-            obj = _json_binary(obj)
+            try:
+                obj = _json_binary(obj)
+            except RecursionError:
+                raise DecodeError("JSON nested too deeply") from None
         return obj
 
     def encode(self, obj: Any) -> bytes:

@@ -1,0 +1,253 @@
+"""The WAMP meta API procedures of a realm: ``wamp.session.*``,
+``wamp.subscription.*``, ``wamp.registration.*`` and the testament
+procedures. Each handler takes the calling session and the call's args and
+kwargs, and returns the result's args plus any further effects (a killed
+session's GOODBYE); errors are raised as ``WampError``. Meta *events* are
+emitted by the broker, dealer and realm themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .effects import Effect
+from .errors import (
+    INVALID_ARGUMENT,
+    INVALID_URI,
+    NO_SUCH_REGISTRATION,
+    NO_SUCH_SUBSCRIPTION,
+    WampError,
+)
+from .session import Session
+from .uri import is_valid_pattern, is_valid_uri
+
+if TYPE_CHECKING:
+    from .realm import Realm
+
+NO_SUCH_SESSION = "wamp.error.no_such_session"
+KILLED = "wamp.close.killed"
+SCOPES = ("destroyed", "detached")
+
+Outcome = tuple[list[Any] | None, list[Effect]]
+Handler = Callable[[Session, list[Any], dict[str, Any]], Outcome]
+
+
+def _arg(args: list[Any], i: int, kind: type | tuple[type, ...], name: str,
+         default: Any = ...) -> Any:
+    if len(args) <= i:
+        if default is ...:
+            raise WampError(INVALID_ARGUMENT, f"missing argument {i + 1} ({name})")
+        return default
+    value = args[i]
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+        raise WampError(INVALID_ARGUMENT, f"argument {i + 1} ({name}) has the wrong type "
+                        f"{type(value).__name__}")
+    return value
+
+
+def session_info(s: Session) -> dict[str, Any]:
+    return {
+        "session": s.session_id, "authid": s.authid, "authrole": s.authrole,
+        "authmethod": s.authmethod, "authprovider": s.authprovider,
+        "transport": {"type": s.transport.kind, "peer": s.transport.peer,
+                      "serializer": s.transport.serializer},
+    }
+
+
+class Meta:
+    def __init__(self, realm: Realm) -> None:
+        self.realm = realm
+        self.handlers: dict[str, Handler] = {
+            "wamp.session.count": self.session_count,
+            "wamp.session.list": self.session_list,
+            "wamp.session.get": self.session_get,
+            "wamp.session.kill": self.session_kill,
+            "wamp.session.kill_by_authid": self.kill_by_authid,
+            "wamp.session.kill_by_authrole": self.kill_by_authrole,
+            "wamp.session.kill_all": self.kill_all,
+            "wamp.session.add_testament": self.add_testament,
+            "wamp.session.flush_testaments": self.flush_testaments,
+            "wamp.subscription.list": self.subscription_list,
+            "wamp.subscription.lookup": self.subscription_lookup,
+            "wamp.subscription.match": self.subscription_match,
+            "wamp.subscription.get": self.subscription_get,
+            "wamp.subscription.list_subscribers": self.list_subscribers,
+            "wamp.subscription.count_subscribers": self.count_subscribers,
+            "wamp.registration.list": self.registration_list,
+            "wamp.registration.lookup": self.registration_lookup,
+            "wamp.registration.match": self.registration_match,
+            "wamp.registration.get": self.registration_get,
+            "wamp.registration.list_callees": self.list_callees,
+            "wamp.registration.count_callees": self.count_callees,
+        }
+
+    # -- sessions ---------------------------------------------------------
+    def _filtered(self, args: list[Any]) -> list[Session]:
+        roles = _arg(args, 0, list, "filter_authroles", None)
+        sessions = list(self.realm.sessions.values())
+        if roles is not None:
+            sessions = [s for s in sessions if s.authrole in roles]
+        return sessions
+
+    def session_count(self, caller: Session, args: list[Any], kw: dict[str, Any]) -> Outcome:
+        return [len(self._filtered(args))], []
+
+    def session_list(self, caller: Session, args: list[Any], kw: dict[str, Any]) -> Outcome:
+        return [[s.session_id for s in self._filtered(args)]], []
+
+    def session_get(self, caller: Session, args: list[Any], kw: dict[str, Any]) -> Outcome:
+        target = self.realm.sessions.get(_arg(args, 0, int, "session"))
+        if target is None:
+            raise WampError(NO_SUCH_SESSION, f"no session {args[0]} in this realm")
+        return [session_info(target)], []
+
+    @staticmethod
+    def _reason(kw: dict[str, Any]) -> tuple[str, str | None]:
+        reason = kw.get("reason", KILLED)
+        if not isinstance(reason, str) or not is_valid_uri(reason):
+            raise WampError(INVALID_URI, f"invalid reason URI {reason!r}")
+        message = kw.get("message")
+        if message is not None and not isinstance(message, str):
+            raise WampError(INVALID_ARGUMENT, "message must be a string")
+        return reason, message
+
+    def _kill(self, targets: list[Session], kw: dict[str, Any]) -> Outcome:
+        reason, message = self._reason(kw)
+        effects: list[Effect] = []
+        for target in targets:
+            effects.extend(self.realm.kill(target, reason, message))
+        return [[t.session_id for t in targets]], effects
+
+    def session_kill(self, caller: Session, args: list[Any], kw: dict[str, Any]) -> Outcome:
+        sid = _arg(args, 0, int, "session")
+        target = self.realm.sessions.get(sid)
+        if target is None or target is caller:
+            raise WampError(NO_SUCH_SESSION, f"no other session {sid} in this realm")
+        _, effects = self._kill([target], kw)
+        return None, effects
+
+    def kill_by_authid(self, caller: Session, args: list[Any], kw: dict[str, Any]) -> Outcome:
+        authid = _arg(args, 0, str, "authid")
+        return self._kill([s for s in self.realm.sessions.values()
+                           if s.authid == authid and s is not caller], kw)
+
+    def kill_by_authrole(self, caller: Session, args: list[Any], kw: dict[str, Any]) -> Outcome:
+        authrole = _arg(args, 0, str, "authrole")
+        return self._kill([s for s in self.realm.sessions.values()
+                           if s.authrole == authrole and s is not caller], kw)
+
+    def kill_all(self, caller: Session, args: list[Any], kw: dict[str, Any]) -> Outcome:
+        killed, effects = self._kill(
+            [s for s in self.realm.sessions.values() if s is not caller], kw)
+        assert killed is not None
+        return [len(killed[0])], effects
+
+    # -- testaments -------------------------------------------------------
+    @staticmethod
+    def _scope(kw: dict[str, Any]) -> str:
+        scope = kw.get("scope", "destroyed")
+        if scope not in SCOPES:
+            raise WampError(INVALID_ARGUMENT, f"scope must be one of {', '.join(SCOPES)}")
+        return str(scope)
+
+    def add_testament(self, caller: Session, args: list[Any], kw: dict[str, Any]) -> Outcome:
+        topic = _arg(args, 0, str, "topic")
+        t_args = _arg(args, 1, list, "args", None)
+        t_kwargs = _arg(args, 2, dict, "kwargs", None)
+        options = kw.get("publish_options") or {}
+        if not isinstance(options, dict):
+            raise WampError(INVALID_ARGUMENT, "publish_options must be a dict")
+        scope = self._scope(kw)
+        self.realm.check_publish(caller, topic)  # authorization when the testament is added
+        if caller.testaments is None:
+            caller.testaments = {s: [] for s in SCOPES}
+        options = {k: v for k, v in options.items() if k != "acknowledge"}
+        caller.testaments[scope].append((topic, t_args, t_kwargs, options))
+        return None, []
+
+    def flush_testaments(self, caller: Session, args: list[Any], kw: dict[str, Any]) -> Outcome:
+        scope = self._scope(kw)
+        flushed = 0
+        if caller.testaments is not None:
+            flushed = len(caller.testaments[scope])
+            caller.testaments[scope] = []
+        return [flushed], []
+
+    # -- subscriptions -------------------------------------------------------
+    def subscription_list(self, caller: Session, args: list[Any], kw: dict[str, Any]) -> Outcome:
+        lists: dict[str, list[int]] = {"exact": [], "prefix": [], "wildcard": []}
+        for sub in self.realm.broker.subscriptions():
+            lists[sub.match].append(sub.id)
+        return [lists], []
+
+    @staticmethod
+    def _match_option(args: list[Any]) -> str:
+        options = _arg(args, 1, dict, "options", {})
+        match = options.get("match", "exact")
+        if match not in ("exact", "prefix", "wildcard"):
+            raise WampError(INVALID_ARGUMENT, f"unknown match policy {match!r}")
+        return str(match)
+
+    def subscription_lookup(self, caller: Session, args: list[Any], kw: dict[str, Any]) -> Outcome:
+        topic = _arg(args, 0, str, "topic")
+        sub = self.realm.broker.lookup(topic, self._match_option(args))
+        return [None if sub is None else sub.id], []
+
+    def subscription_match(self, caller: Session, args: list[Any], kw: dict[str, Any]) -> Outcome:
+        topic = _arg(args, 0, str, "topic")
+        if not is_valid_uri(topic):
+            raise WampError(INVALID_URI, f"invalid topic URI {topic!r}")
+        ids = [sub.id for sub in self.realm.broker.matching(topic)]
+        return [ids or None], []
+
+    def _subscription(self, args: list[Any]) -> Any:
+        sub = self.realm.broker.subscription(_arg(args, 0, int, "subscription"))
+        if sub is None:
+            raise WampError(NO_SUCH_SUBSCRIPTION, f"no subscription {args[0]}")
+        return sub
+
+    def subscription_get(self, caller: Session, args: list[Any], kw: dict[str, Any]) -> Outcome:
+        return [self.realm.broker.details(self._subscription(args))], []
+
+    def list_subscribers(self, caller: Session, args: list[Any], kw: dict[str, Any]) -> Outcome:
+        sub = self._subscription(args)
+        return [[s.session_id for s in sub.subscribers.values()]], []
+
+    def count_subscribers(self, caller: Session, args: list[Any], kw: dict[str, Any]) -> Outcome:
+        return [len(self._subscription(args).subscribers)], []
+
+    # -- registrations -------------------------------------------------------
+    def registration_list(self, caller: Session, args: list[Any], kw: dict[str, Any]) -> Outcome:
+        lists: dict[str, list[int]] = {"exact": [], "prefix": [], "wildcard": []}
+        for reg in self.realm.dealer.registrations():
+            lists[reg.match].append(reg.id)
+        return [lists], []
+
+    def registration_lookup(self, caller: Session, args: list[Any], kw: dict[str, Any]) -> Outcome:
+        procedure = _arg(args, 0, str, "procedure")
+        match = self._match_option(args)
+        if not is_valid_pattern(procedure, match):
+            raise WampError(INVALID_URI, f"invalid procedure URI {procedure!r}")
+        reg = self.realm.dealer.get_exact(procedure, match)
+        return [None if reg is None else reg.id], []
+
+    def registration_match(self, caller: Session, args: list[Any], kw: dict[str, Any]) -> Outcome:
+        procedure = _arg(args, 0, str, "procedure")
+        reg = self.realm.dealer.lookup(procedure)
+        return [None if reg is None else reg.id], []
+
+    def _registration(self, args: list[Any]) -> Any:
+        reg = self.realm.dealer.registration(_arg(args, 0, int, "registration"))
+        if reg is None:
+            raise WampError(NO_SUCH_REGISTRATION, f"no registration {args[0]}")
+        return reg
+
+    def registration_get(self, caller: Session, args: list[Any], kw: dict[str, Any]) -> Outcome:
+        return [self.realm.dealer.details(self._registration(args))], []
+
+    def list_callees(self, caller: Session, args: list[Any], kw: dict[str, Any]) -> Outcome:
+        return [[c.session.session_id for c in self._registration(args).callees]], []
+
+    def count_callees(self, caller: Session, args: list[Any], kw: dict[str, Any]) -> Outcome:
+        return [len(self._registration(args).callees)], []
