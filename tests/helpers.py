@@ -8,7 +8,7 @@ from typing import Any
 
 from wamp_router.config.loader import load_config_text
 from wamp_router.config.model import NodeConfig
-from wamp_router.core.effects import Broadcast, Close, Effect, Send
+from wamp_router.core.effects import Broadcast, Close, Effect, Send, Timer
 from wamp_router.core.messages import Hello, Message, Welcome
 from wamp_router.core.router import Router
 from wamp_router.core.session import TransportInfo
@@ -67,6 +67,7 @@ class Harness:
         self.router = Router(self.config, random.Random(seed))
         self.inbox: dict[int, list[Message]] = {}
         self.closed: dict[int, str] = {}
+        self.timers: list[float] = []
         self._next = 0
         self.now = 1_700_000_000.0
 
@@ -87,6 +88,8 @@ class Harness:
                     self.inbox[c].append(e.msg)
             elif isinstance(e, Close):
                 self.closed[e.conn] = e.reason
+            elif isinstance(e, Timer):
+                self.timers.append(e.at)
 
     def send(self, conn: int, msg: Message) -> list[Message]:
         """Feed ``msg`` and return what ``conn`` itself received as a result."""
@@ -99,6 +102,11 @@ class Harness:
     def take(self, conn: int) -> list[Message]:
         out, self.inbox[conn] = self.inbox[conn], []
         return out
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock and run the core's timers that are due."""
+        self.now += seconds
+        self.apply(self.router.on_timer(self.now))
 
     def lose(self, conn: int) -> None:
         self.apply(self.router.lost(conn))

@@ -39,7 +39,7 @@ def frame(msg: object) -> bytes:
 def connect() -> tuple[Clock, Driver, object, StringTransport]:
     config = load_config_text(CONFIG, "<test>")
     clock = Clock()
-    driver = Driver(config, clock.seconds)
+    driver = Driver(config, clock)
     factory = WampRawSocketFactory(driver, config.listeners[0], clock)
     proto = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
     transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 5555))

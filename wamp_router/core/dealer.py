@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .effects import Effect, Send
+from .effects import Effect, Send, Timer
 from .errors import (
     CANCELED,
     INVALID_ARGUMENT,
@@ -172,6 +172,8 @@ class Dealer:
             pending.caller_identity = (session.session_id, session.authid, session.authrole)
         if options:
             self._apply_options(pending, session, callee, msg, now)
+            if pending.deadline:
+                return [self._invoke(pending, callee), Timer(pending.deadline)]
         return [self._invoke(pending, callee)]
 
     def _apply_options(self, p: Pending, caller: Session, callee: Callee, msg: Call,

@@ -5,6 +5,8 @@
   adapter serializes it once per serializer and frames it once per framing.
 - ``Close(conn, reason)``: close the connection's transport after what was
   sent before (``reason`` for the log).
+- ``Timer(at)``: call ``router.on_timer(now)`` no later than ``at`` (then ask
+  ``router.next_deadline()`` for the next one).
 """
 
 from __future__ import annotations
@@ -32,4 +34,9 @@ class Close:
     reason: str
 
 
-Effect = Send | Broadcast | Close
+@dataclass(slots=True)
+class Timer:
+    at: float
+
+
+Effect = Send | Broadcast | Close | Timer

@@ -17,7 +17,7 @@ from twisted.logger import Logger
 
 from ..config.model import NodeConfig
 from ..core import codec
-from ..core.effects import Broadcast, Close, Effect, Send
+from ..core.effects import Broadcast, Close, Effect, Send, Timer
 from ..core.errors import PAYLOAD_SIZE_EXCEEDED, ProtocolViolation
 from ..core.messages import Call, Error, Event, Invocation, Message, Result
 from ..core.router import Router
@@ -42,10 +42,13 @@ class Connection(Protocol):
 
 
 class Driver:
-    def __init__(self, config: NodeConfig, clock: Callable[[], float],
+    def __init__(self, config: NodeConfig, reactor: Any,
                  rng: random.Random | None = None) -> None:
         self.router = Router(config, rng or random.SystemRandom())
-        self._clock = clock
+        self._reactor = reactor
+        self._clock: Callable[[], float] = reactor.seconds
+        self._timer: Any = None  # one IDelayedCall for the core's next deadline
+        self._timer_at = 0.0
         self._conns: dict[int, Connection] = {}
         self._next_conn = 0
 
@@ -109,6 +112,24 @@ class Driver:
                 conn = self._conns.get(effect.conn)
                 if conn is not None:
                     conn.close_after_send(effect.reason)
+            elif type(effect) is Timer:
+                self._schedule(effect.at)
+
+    # -- timers -----------------------------------------------------------
+    def _schedule(self, at: float) -> None:
+        if self._timer is not None and self._timer.active():
+            if self._timer_at <= at:
+                return
+            self._timer.cancel()
+        self._timer_at = at
+        self._timer = self._reactor.callLater(max(0.0, at - self._clock()), self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self.apply(self.router.on_timer(self._clock()))
+        nxt = self.router.next_deadline()
+        if nxt is not None:
+            self._schedule(nxt)
 
     def _encode(self, conn: Connection, msg: Message) -> bytes | None:
         try:

@@ -46,7 +46,7 @@ class RouterNode:
     def __init__(self, config: NodeConfig, reactor: Any) -> None:
         self.config = config
         self.reactor = reactor
-        self.driver = Driver(config, reactor.seconds)
+        self.driver = Driver(config, reactor)
         self.ports: list[tuple[Listener, Any]] = []
 
     def _factory(self, listener: Listener) -> Factory:
