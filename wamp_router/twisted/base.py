@@ -93,6 +93,13 @@ class WampProtocolBase(Protocol):
                                    listener.heartbeat.timeout)
         self._closing = False
         self._opening: Any = None
+        self._out: list[bytes] = []
+        self._direct = False  # may bypass Twisted's write buffer (real TCP/Unix sockets)
+
+    def makeConnection(self, transport: Any) -> None:
+        self._direct = all(hasattr(transport, name) for name in (
+            "writeSomeData", "_tempDataBuffer", "dataBuffer", "connected"))
+        super().makeConnection(transport)  # type: ignore[no-untyped-call]
 
     def keep_alive(self) -> None:
         set_keep_alive = getattr(self.transport, "setTcpKeepAlive", None)
@@ -112,8 +119,35 @@ class WampProtocolBase(Protocol):
             self.transport.abortConnection()
 
     def write(self, data: bytes) -> None:
-        if not self._closing:
-            self.transport.write(data)
+        """Queue framed bytes; the driver flushes every queued connection once per
+        inbound chunk, so several messages to one peer leave in one send."""
+        if self._closing:
+            return
+        out = self._out
+        if not out:
+            self.driver.mark_dirty(self)  # type: ignore[arg-type]
+        out.append(data)
+
+    def flush(self) -> None:
+        """Send what is queued: straight to the socket when Twisted has nothing
+        buffered for it (saving the epoll register/unregister round of a buffered
+        write), else through the transport's buffer."""
+        out = self._out
+        if not out:
+            return
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        if self._closing:
+            return
+        t = self.transport
+        if self._direct and not t._tempDataBuffer and not t.dataBuffer and t.connected:
+            sent = t.writeSomeData(data)
+            if not isinstance(sent, int):
+                return  # connection lost: Twisted notices it on its own
+            if sent == len(data):
+                return
+            data = data[sent:]
+        t.write(data)
 
     def send_ping(self) -> bool:
         """Send a ping if the connection is open; False if it is not."""
@@ -131,6 +165,7 @@ class WampProtocolBase(Protocol):
         """Write ``data`` (if any) and close the connection."""
         if self._closing:
             return
+        self.flush()
         if data:
             self.transport.write(data)
         self._closing = True

@@ -38,6 +38,8 @@ class Connection(Protocol):
 
     def write(self, data: bytes) -> None: ...
 
+    def flush(self) -> None: ...
+
     def close_after_send(self, reason: str) -> None: ...
 
 
@@ -51,6 +53,7 @@ class Driver:
         self._timer_at = 0.0
         self._conns: dict[int, Connection] = {}
         self._next_conn = 0
+        self._dirty: list[Connection] = []  # connections with queued output
 
     # -- connections ------------------------------------------------------
     def attach(self, conn: Connection, transport: TransportInfo) -> int:
@@ -63,6 +66,19 @@ class Driver:
     def detach(self, cid: int) -> None:
         if self._conns.pop(cid, None) is not None:
             self.apply(self.router.lost(cid))
+            self.flush()
+
+    def mark_dirty(self, conn: Connection) -> None:
+        self._dirty.append(conn)
+
+    def flush(self) -> None:
+        """Send the output queued while handling one inbound chunk (or timer)."""
+        dirty = self._dirty
+        while dirty:
+            self._dirty = []
+            for conn in dirty:
+                conn.flush()
+            dirty = self._dirty
 
     def established(self, cid: int) -> bool:
         session = self.router.session(cid)
@@ -127,6 +143,7 @@ class Driver:
     def _fire(self) -> None:
         self._timer = None
         self.apply(self.router.on_timer(self._clock()))
+        self.flush()
         nxt = self.router.next_deadline()
         if nxt is not None:
             self._schedule(nxt)
@@ -191,6 +208,7 @@ class Driver:
 
     def shutdown(self) -> None:
         self.apply(self.router.shutdown())
+        self.flush()
 
     def abort_all(self) -> None:
         """Close what is left after the shutdown grace period."""

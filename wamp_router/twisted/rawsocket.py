@@ -33,6 +33,7 @@ class WampRawSocketProtocol(WampProtocolBase):
             return False
         self.rs.ping(b"wamp-router")
         self._flush()
+        self.flush()
         return True
 
     def close_after_send(self, reason: str) -> None:
@@ -52,6 +53,7 @@ class WampRawSocketProtocol(WampProtocolBase):
             else:
                 self._event(event)
         self._flush()
+        self.driver.flush()
 
     def _event(self, event: Any) -> None:
         if type(event) is rs.Accepted:

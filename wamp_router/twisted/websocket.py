@@ -37,6 +37,7 @@ class WampWebSocketProtocol(WampProtocolBase):
             return False
         self.ws.ping(b"wamp-router")
         self._flush()
+        self.flush()
         return True
 
     def close_after_send(self, reason: str) -> None:
@@ -59,6 +60,7 @@ class WampWebSocketProtocol(WampProtocolBase):
             else:
                 self._event(event)
         self._flush()
+        self.driver.flush()
 
     def _event(self, event: Any) -> None:
         if type(event) is ws.Accepted:
