@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .errors import ProtocolViolation
-from .messages import BY_TYPE, NAMES, Message
+from .messages import BY_TYPE, NAMES, Call, Event, Invocation, Message, Publish, Result, Yield
 
 MAX_ID = 2**53
 
@@ -125,8 +125,73 @@ def _check_payload(code: int, rest: list[Any]) -> None:
             )
 
 
+def _str_keys(d: dict[Any, Any]) -> bool:
+    for key in d:
+        if type(key) is not str:
+            return False
+    return True
+
+
+def _fast_request(obj: list[Any], cls: Callable[..., Message]) -> Message | None:
+    """CALL and PUBLISH, the hot inbound messages: [T, id, dict, str, list?, dict?].
+    Returns None when anything is off; the generic path then says what."""
+    n = len(obj)
+    if n < 4 or n > 6:
+        return None
+    request, options, uri = obj[1], obj[2], obj[3]
+    if (type(request) is not int or not 0 < request <= MAX_ID or type(options) is not dict
+            or type(uri) is not str or (options and not _str_keys(options))):
+        return None
+    args = kwargs = None
+    if n > 4:
+        args = obj[4]
+        if type(args) is not list:
+            return None
+        if n > 5:
+            kwargs = obj[5]
+            if type(kwargs) is not dict or not _str_keys(kwargs):
+                return None
+    return cls(request, options, uri, args, kwargs)
+
+
+def _fast_yield(obj: list[Any]) -> Message | None:
+    """YIELD: [70, id, dict, list?, dict?]."""
+    n = len(obj)
+    if n < 3 or n > 5:
+        return None
+    request, options = obj[1], obj[2]
+    if (type(request) is not int or not 0 < request <= MAX_ID or type(options) is not dict
+            or (options and not _str_keys(options))):
+        return None
+    args = kwargs = None
+    if n > 3:
+        args = obj[3]
+        if type(args) is not list:
+            return None
+        if n > 4:
+            kwargs = obj[4]
+            if type(kwargs) is not dict or not _str_keys(kwargs):
+                return None
+    return Yield(request, options, args, kwargs)
+
+
 def parse(obj: Any) -> Message:
     """Validate a decoded WAMP message and build its message object."""
+    if type(obj) is list and obj:
+        code = obj[0]
+        fast: Message | None = None
+        if code == 48:
+            fast = _fast_request(obj, Call)
+        elif code == 70:
+            fast = _fast_yield(obj)
+        elif code == 16:
+            fast = _fast_request(obj, Publish)
+        if fast is not None:
+            return fast
+    return _parse(obj)
+
+
+def _parse(obj: Any) -> Message:
     if type(obj) is not list or not obj:
         raise ProtocolViolation(
             f"a WAMP message must be a non-empty list, got {type(obj).__name__}"
@@ -155,8 +220,31 @@ def parse(obj: Any) -> Message:
     return factory(*obj[1:])
 
 
+def _payload(head: list[Any], args: list[Any] | None, kwargs: dict[str, Any] | None) -> list[Any]:
+    if kwargs is not None:
+        head.append([] if args is None else args)
+        head.append(kwargs)
+    elif args is not None:
+        head.append(args)
+    return head
+
+
 def to_list(msg: Message) -> list[Any]:
     """The wire list of a message (optional payload/details omitted when absent)."""
+    cls = type(msg)
+    if cls is Invocation:
+        m: Any = msg
+        return _payload([68, m.request, m.registration, m.details], m.args, m.kwargs)
+    if cls is Result:
+        m = msg
+        return _payload([50, m.request, m.details], m.args, m.kwargs)
+    if cls is Event:
+        m = msg
+        return _payload([36, m.subscription, m.publication, m.details], m.args, m.kwargs)
+    return _to_list(msg)
+
+
+def _to_list(msg: Message) -> list[Any]:
     code = msg.TYPE
     names: tuple[str, ...] = msg.__slots__
     values = [getattr(msg, name) for name in names]

@@ -53,6 +53,7 @@ class Realm:
         self.meta = Meta(self)
         self.sessions: dict[int, Session] = {}  # session id -> session
         self.kill_session: KillSession | None = None  # set by the router
+        self._valid_uris: dict[str, bool] = {}  # URI syntax cache (bounded)
         self._handlers: dict[type[Message], Callable[[Session, Any, float], list[Effect]]] = {
             Publish: self._publish,
             Subscribe: self._subscribe,
@@ -115,7 +116,13 @@ class Realm:
         return handler(session, msg, now)
 
     def _check_uri(self, uri: str, what: str) -> None:
-        if not is_valid_uri(uri, self.uri_check):
+        valid = self._valid_uris.get(uri)
+        if valid is None:
+            valid = is_valid_uri(uri, self.uri_check)
+            if len(self._valid_uris) >= 10_000:
+                self._valid_uris.clear()
+            self._valid_uris[uri] = valid
+        if not valid:
             raise WampError(INVALID_URI, f"invalid {what} URI {uri!r} ({self.uri_check} rules)")
 
     def _match(self, options: dict[str, Any], uri: str, what: str) -> str:
