@@ -20,7 +20,7 @@ from .effects import Broadcast, Effect, Send
 from .errors import INVALID_ARGUMENT, NO_SUCH_SUBSCRIPTION, WampError
 from .ids import RandomSource, SequentialIds, global_id
 from .messages import Event, Publish, Published, Subscribe, Subscribed, Unsubscribe, Unsubscribed
-from .session import Session
+from .session import NONE, Session
 from .urimap import UriMap
 
 Emit = Callable[[str, list[Any]], list[Effect]]
@@ -118,7 +118,7 @@ class Broker:
         if session.conn in sub.subscribers:
             return effects  # subscribing again: same subscription, no meta events
         sub.subscribers[session.conn] = session
-        session.subscriptions.add(sub.id)
+        session.add_subscription(sub.id)
         if created:
             effects.extend(self._emit("wamp.subscription.on_create",
                                       [session.session_id, self.details(sub)]))
@@ -161,7 +161,8 @@ class Broker:
 
     def _remove(self, session: Session, sub: Subscription) -> list[Effect]:
         sub.subscribers.pop(session.conn, None)
-        session.subscriptions.discard(sub.id)
+        if session.subscriptions:
+            session.subscriptions.discard(sub.id)  # type: ignore[union-attr]
         effects = self._emit("wamp.subscription.on_unsubscribe", [session.session_id, sub.id])
         if not sub.subscribers:
             self._subs.remove(sub.topic, sub.match)
@@ -176,7 +177,7 @@ class Broker:
             sub = self._by_id.get(sub_id)
             if sub is not None:
                 effects.extend(self._remove(session, sub))
-        session.subscriptions.clear()
+        session.subscriptions = NONE
         return effects
 
     # -- publications ---------------------------------------------------------

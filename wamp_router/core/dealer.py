@@ -120,7 +120,7 @@ class Dealer:
             raise WampError(PROCEDURE_ALREADY_EXISTS,
                             f"this session already registered {msg.procedure!r}")
         reg.callees.append(callee)
-        session.registrations.add(reg.id)
+        session.add_registration(reg.id)
         effects.insert(0, Send(session.conn, Registered(msg.request, reg.id)))
         effects.extend(self._emit("wamp.registration.on_register", [session.session_id, reg.id]))
         return effects
@@ -137,7 +137,8 @@ class Dealer:
 
     def _detach(self, session: Session, reg: Registration) -> list[Effect]:
         reg.callees = [c for c in reg.callees if c.session is not session]
-        session.registrations.discard(reg.id)
+        if session.registrations:
+            session.registrations.discard(reg.id)  # type: ignore[union-attr]
         effects = self._emit("wamp.registration.on_unregister", [session.session_id, reg.id])
         if not reg.callees:
             self._map.remove(reg.procedure, reg.match)
@@ -191,7 +192,7 @@ class Dealer:
                 raise WampError(FEATURE_NOT_SUPPORTED, "the callee does not support progressive "
                                 "call invocations")
             p.streaming = True
-            p.caller_finished = caller.finished_progressive
+            p.caller_finished = caller.progressive_done()
         timeout = options.get("timeout", 0)
         if timeout:
             if type(timeout) is not int or timeout < 0:

@@ -21,6 +21,11 @@ from typing import Any
 
 from .ids import SequentialIds
 
+NONE: frozenset[int] = frozenset()
+NONE_STR: frozenset[str] = frozenset()
+# identical feature sets are shared between sessions (clients announce the same ones)
+_INTERNED: dict[frozenset[str], frozenset[str]] = {}
+
 
 class State(Enum):
     AWAIT_HELLO = "await_hello"
@@ -61,27 +66,44 @@ class Session:
     authrole: str = ""
     authmethod: str = ""
     authprovider: str = ""
-    roles: dict[str, Any] = field(default_factory=dict)
     pending_auth: Any = None  # (authenticator, state) while CHALLENGING
     out_ids: SequentialIds = field(default_factory=SequentialIds)
-    subscriptions: set[int] = field(default_factory=set)
-    registrations: set[int] = field(default_factory=set)
-    caller_features: frozenset[str] = frozenset()
-    callee_features: frozenset[str] = frozenset()
-    publisher_features: frozenset[str] = frozenset()
-    subscriber_features: frozenset[str] = frozenset()
-    finished_progressive: set[int] = field(default_factory=set)
-    testaments: Any = None  # realm.Testaments, once the session adds one
+    # Sets allocated on first use (an idle session should cost little memory).
+    subscriptions: set[int] | frozenset[int] = NONE
+    registrations: set[int] | frozenset[int] = NONE
+    finished_progressive: set[int] | frozenset[int] = NONE
+    caller_features: frozenset[str] = NONE_STR
+    callee_features: frozenset[str] = NONE_STR
+    publisher_features: frozenset[str] = NONE_STR
+    subscriber_features: frozenset[str] = NONE_STR
+    testaments: Any = None  # scope -> list of testaments, once the session adds one
 
     def set_roles(self, roles: dict[str, Any]) -> None:
-        """Remember the client's roles and the features it announced for each."""
-        self.roles = roles
+        """Remember the features the client announced for each of its roles."""
         for role in ("caller", "callee", "publisher", "subscriber"):
             info = roles.get(role)
             features = info.get("features") if isinstance(info, dict) else None
-            names = frozenset(k for k, v in features.items() if v is True) if isinstance(
-                features, dict) else frozenset()
+            names = NONE_STR
+            if isinstance(features, dict) and features:
+                names = frozenset(k for k, v in features.items() if v is True)
+                names = _INTERNED.setdefault(names, names) if len(_INTERNED) < 1000 else names
             setattr(self, f"{role}_features", names)
+
+    def add_subscription(self, sub_id: int) -> None:
+        if not self.subscriptions:
+            self.subscriptions = set()
+        self.subscriptions.add(sub_id)  # type: ignore[union-attr]
+
+    def add_registration(self, reg_id: int) -> None:
+        if not self.registrations:
+            self.registrations = set()
+        self.registrations.add(reg_id)  # type: ignore[union-attr]
+
+    def progressive_done(self) -> set[int]:
+        """The request ids of this caller's completed progressive calls."""
+        if not self.finished_progressive:
+            self.finished_progressive = set()
+        return self.finished_progressive  # type: ignore[return-value]
 
     def move(self, new: State) -> None:
         if new not in TRANSITIONS[self.state]:

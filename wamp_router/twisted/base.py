@@ -27,14 +27,20 @@ def peer_name(transport: Any) -> str:
 
 
 class Beat(Enum):
+    OPENING = "opening"  # connected, WELCOME not sent yet
     OFF = "off"
     IDLE = "idle"  # waiting for the next interval
     AWAITING_PONG = "awaiting_pong"  # pinged, waiting for any data or a pong
 
 
 class Heartbeat:
-    """Ping a peer that has been silent for ``interval`` s; drop it if it stays
-    silent ``timeout`` s more. Any received data counts as a sign of life."""
+    """One timer per connection. While OPENING it drops a peer that has not
+    joined a realm within ``OPENING_TIMEOUT``; then it pings a peer that has been
+    silent for ``interval`` s and drops it if it stays silent ``timeout`` s
+    more. Any received data counts as a sign of life."""
+
+    __slots__ = ("_owner", "_clock", "_interval", "_timeout", "_call", "state", "alive",
+                 "_opened")
 
     def __init__(self, owner: WampProtocolBase, clock: Any,
                  interval: float, timeout: float) -> None:
@@ -47,9 +53,12 @@ class Heartbeat:
         self.alive = False
 
     def start(self) -> None:
-        if self._interval > 0:
-            self.state = Beat.IDLE
-            self._call = self._clock.callLater(self._interval, self._tick)
+        self.state = Beat.OPENING
+        self._opened = self._clock.seconds()
+        self._later(self._opening_delay(OPENING_TIMEOUT))
+
+    def _opening_delay(self, remaining: float) -> float:
+        return min(remaining, self._interval) if self._interval > 0 else remaining
 
     def stop(self) -> None:
         self.state = Beat.OFF
@@ -57,25 +66,41 @@ class Heartbeat:
             self._call.cancel()
         self._call = None
 
+    def _later(self, delay: float) -> None:
+        self._call = self._clock.callLater(delay, self._tick)
+
     def _tick(self) -> None:
-        if self.state is Beat.IDLE:
-            if self.alive:
-                self.alive = False
-                self._call = self._clock.callLater(self._interval, self._tick)
+        state = self.state
+        if state is Beat.OPENING:
+            if not self._owner.joined():
+                remaining = OPENING_TIMEOUT - (self._clock.seconds() - self._opened)
+                if remaining > 0:
+                    self._later(self._opening_delay(remaining))
+                else:
+                    self.state = Beat.OFF
+                    self._owner.opening_timeout()
                 return
-            self.state = Beat.AWAITING_PONG
-            if not self._owner.send_ping():
+            if self._interval <= 0:
                 self.state = Beat.OFF
                 return
-            self._call = self._clock.callLater(self._timeout or self._interval, self._tick)
-        elif self.state is Beat.AWAITING_PONG:
+            self.state = state = Beat.IDLE
+        if state is Beat.IDLE:
+            if self.alive:
+                self.alive = False
+                self._later(self._interval)
+            elif self._owner.send_ping():
+                self.state = Beat.AWAITING_PONG
+                self._later(self._timeout or self._interval)
+            else:
+                self.state = Beat.OFF
+        elif state is Beat.AWAITING_PONG:
             if self.alive:
                 self.alive = False
                 self.state = Beat.IDLE
-                self._call = self._clock.callLater(self._interval, self._tick)
-                return
-            self.state = Beat.OFF
-            self._owner.heartbeat_timeout()
+                self._later(self._interval)
+            else:
+                self.state = Beat.OFF
+                self._owner.heartbeat_timeout()
 
 
 class WampProtocolBase(Protocol):
@@ -92,7 +117,6 @@ class WampProtocolBase(Protocol):
         self.heartbeat = Heartbeat(self, clock, listener.heartbeat.interval,
                                    listener.heartbeat.timeout)
         self._closing = False
-        self._opening: Any = None
         self._out: list[bytes] = []
         self._direct = False  # may bypass Twisted's write buffer (real TCP/Unix sockets)
 
@@ -110,13 +134,14 @@ class WampProtocolBase(Protocol):
                 pass
 
     def start_opening_timer(self) -> None:
-        self._opening = self.clock.callLater(OPENING_TIMEOUT, self._opening_expired)
+        self.heartbeat.start()
 
-    def _opening_expired(self) -> None:
-        self._opening = None
-        if not (self.cid and self.driver.established(self.cid)):
-            log.info("rejected peer={peer} reason=handshake_timeout", peer=self.peer)
-            self.transport.abortConnection()
+    def joined(self) -> bool:
+        return bool(self.cid) and self.driver.established(self.cid)
+
+    def opening_timeout(self) -> None:
+        log.info("rejected peer={peer} reason=handshake_timeout", peer=self.peer)
+        self.transport.abortConnection()
 
     def write(self, data: bytes) -> None:
         """Queue framed bytes; the driver flushes every queued connection once per
@@ -173,9 +198,6 @@ class WampProtocolBase(Protocol):
 
     def connectionLost(self, reason: Any = None) -> None:
         self.heartbeat.stop()
-        if self._opening is not None and self._opening.active():
-            self._opening.cancel()
-        self._opening = None
         self._closing = True
         if self.cid:
             cid, self.cid = self.cid, 0

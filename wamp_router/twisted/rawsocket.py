@@ -63,7 +63,6 @@ class WampRawSocketProtocol(WampProtocolBase):
             self.transport.write(self.rs.data_to_send())
             info = TransportInfo("rawsocket", self.peer, self.listener, self.serializer.name)
             self.cid = self.driver.attach(self, info)
-            self.heartbeat.start()
         elif type(event) is rs.Rejected:
             log.info("rejected peer={peer} reason=rawsocket_handshake code={code} detail={detail!r}",
                      peer=self.peer, code=event.error_code, detail=event.reason)

@@ -83,7 +83,6 @@ class WampWebSocketProtocol(WampProtocolBase):
         self.transport.write(self.ws.data_to_send())
         info = TransportInfo("websocket", self.peer, self.listener, self.serializer.name)
         self.cid = self.driver.attach(self, info)
-        self.heartbeat.start()
 
 
 class WampWebSocketFactory(Factory):
