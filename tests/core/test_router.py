@@ -263,3 +263,35 @@ def test_violation_aborts_and_cleans_up(h: Harness) -> None:
     assert callee in h.closed
     [err] = h.take(caller)
     assert isinstance(err, Error) and err.error == "wamp.error.canceled"
+
+
+def test_pattern_subscription_does_not_leak_denied_topics() -> None:
+    from wamp_router.config.loader import load_config_text
+
+    config = load_config_text("""
+[[listeners]]
+transport = "websocket"
+endpoint = "127.0.0.1:0"
+[[realms]]
+name = "realm1"
+[[realms.roles]]
+name = "anonymous"
+[[realms.roles.permissions]]
+uri = "com."
+match = "prefix"
+allow = ["publish", "subscribe"]
+[[realms.roles.permissions]]
+uri = "com.secret."
+match = "prefix"
+allow = ["publish"]
+""", "<test>")
+    h = Harness(config)
+    pub, sub = h.join(), h.join()
+    [ok] = h.send(sub, Subscribe(1, {"match": "prefix"}, "com."))
+    assert isinstance(ok, Subscribed)
+    h.send(pub, Publish(1, {"retain": True}, "com.secret.x", ["hidden"]))
+    h.send(pub, Publish(2, {}, "com.public.x", ["visible"]))
+    assert [m.args for m in h.take(sub)] == [["visible"]]
+    [again, *retained] = h.send(sub, Subscribe(3, {"match": "prefix", "get_retained": True},
+                                               "com."))
+    assert retained == []

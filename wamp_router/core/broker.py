@@ -94,17 +94,17 @@ def iso(ts: float) -> str:
 
 
 class Broker:
-    def __init__(self, rng: RandomSource, emit: Emit) -> None:
+    def __init__(self, rng: RandomSource, emit: Emit, may_receive: MayReceive) -> None:
         self._rng = rng
         self._emit = emit
+        self._may_receive = may_receive  # per-topic subscribe permission (pattern subscriptions)
         self._ids = SequentialIds()
         self._subs: UriMap[Subscription] = UriMap()
         self._by_id: dict[int, Subscription] = {}
         self.retained: dict[str, Retained] = {}
 
     # -- subscriptions --------------------------------------------------------
-    def subscribe(self, session: Session, msg: Subscribe, match: str, now: float,
-                  may_receive: MayReceive) -> list[Effect]:
+    def subscribe(self, session: Session, msg: Subscribe, match: str, now: float) -> list[Effect]:
         sub = self._subs.get(msg.topic, match)
         effects: list[Effect] = [Send(session.conn, Subscribed(msg.request, 0))]
         created = sub is None
@@ -114,7 +114,7 @@ class Broker:
             self._by_id[sub.id] = sub
         effects[0] = Send(session.conn, Subscribed(msg.request, sub.id))
         if msg.options.get("get_retained") is True:
-            effects.extend(self._retained_for(session, sub, may_receive))
+            effects.extend(self._retained_for(session, sub))
         if session.conn in sub.subscribers:
             return effects  # subscribing again: same subscription, no meta events
         sub.subscribers[session.conn] = session
@@ -125,8 +125,7 @@ class Broker:
         effects.extend(self._emit("wamp.subscription.on_subscribe", [session.session_id, sub.id]))
         return effects
 
-    def _retained_for(self, session: Session, sub: Subscription,
-                      may_receive: MayReceive) -> list[Effect]:
+    def _retained_for(self, session: Session, sub: Subscription) -> list[Effect]:
         if sub.match == "exact":
             found = self.retained.get(sub.topic)
             topics = [(sub.topic, found)] if found is not None else []
@@ -140,7 +139,7 @@ class Broker:
                 continue
             if r.filter is not None and not r.filter.allows(session):
                 continue
-            if not may_receive(session, topic):
+            if not self._may_receive(session, topic):
                 continue
             details: dict[str, Any] = {"retained": True, **r.identity}
             if sub.match != "exact":
@@ -190,10 +189,9 @@ class Broker:
     def publish(self, session: Session, msg: Publish, disclose: bool) -> list[Effect]:
         options = msg.options
         publication = global_id(self._rng)
-        if not options:  # the common case: no options at all
-            effects = self._fan_out(msg.topic, publication, msg.args, msg.kwargs, None,
-                                    session.conn, None)
-            return effects
+        if not options and not disclose:  # the common case: no options at all
+            return self._fan_out(msg.topic, publication, msg.args, msg.kwargs, None,
+                                 session.conn, None)
         pfilter = parse_filter(options)
         exclude_me = options.get("exclude_me", True) is not False
         identity: dict[str, Any] = {}
@@ -218,9 +216,15 @@ class Broker:
                  kwargs: dict[str, Any] | None, pfilter: Filter | None, skip: int,
                  identity: dict[str, Any] | None) -> list[Effect]:
         effects: list[Effect] = []
+        may_receive = self._may_receive
         for sub in self._matches(topic):
             subscribers = sub.subscribers
-            if pfilter is None:
+            if sub.match != "exact":
+                # a pattern subscription was authorized for its pattern: each concrete
+                # topic is checked too, so that a narrower deny still holds
+                conns = [c for c, s in subscribers.items() if c != skip
+                         and (pfilter is None or pfilter.allows(s)) and may_receive(s, topic)]
+            elif pfilter is None:
                 conns = [c for c in subscribers if c != skip] if skip in subscribers else list(
                     subscribers)
             else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .broker import parse_filter
 from .effects import Effect
 from .errors import (
     INVALID_ARGUMENT,
@@ -134,8 +135,10 @@ class Meta:
 
     def kill_by_authrole(self, caller: Session, args: list[Any], kw: dict[str, Any]) -> Outcome:
         authrole = _arg(args, 0, str, "authrole")
-        return self._kill([s for s in self.realm.sessions.values()
-                           if s.authrole == authrole and s is not caller], kw)
+        killed, effects = self._kill([s for s in self.realm.sessions.values()
+                                      if s.authrole == authrole and s is not caller], kw)
+        assert killed is not None
+        return [len(killed[0])], effects
 
     def kill_all(self, caller: Session, args: list[Any], kw: dict[str, Any]) -> Outcome:
         killed, effects = self._kill(
@@ -160,6 +163,7 @@ class Meta:
             raise WampError(INVALID_ARGUMENT, "publish_options must be a dict")
         scope = self._scope(kw)
         self.realm.check_publish(caller, topic)  # authorization when the testament is added
+        parse_filter(options)  # a malformed black/whitelist is refused now, not at leave
         if caller.testaments is None:
             caller.testaments = {s: [] for s in SCOPES}
         options = {k: v for k, v in options.items() if k != "acknowledge"}

@@ -48,7 +48,7 @@ class Realm:
         self.uri_check = config.uri_check
         self.authorizer = Authorizer(config.roles)
         self.roles = {role.name: role for role in config.roles}
-        self.broker = Broker(rng, self.emit)
+        self.broker = Broker(rng, self.emit, self._may_receive)
         self.dealer = Dealer(rng, self.emit)
         self.meta = Meta(self)
         self.sessions: dict[int, Session] = {}  # session id -> session
@@ -91,8 +91,11 @@ class Realm:
         for scope in ("detached", "destroyed"):
             for topic, args, kwargs, options in session.testaments[scope]:
                 msg = Publish(0, options, topic, args, kwargs)
-                effects.extend(self.broker.publish(session, msg, self._disclose_publisher(
-                    session, options)))
+                try:
+                    effects.extend(self.broker.publish(session, msg, self._disclose_publisher(
+                        session, options)))
+                except WampError:  # options were checked when added; never block a leave
+                    continue
         session.testaments = None
         return effects
 
@@ -145,6 +148,9 @@ class Realm:
 
     def check_publish(self, session: Session, topic: str) -> None:
         self._check_uri(topic, "topic")
+        if topic.startswith("wamp."):
+            raise WampError(INVALID_URI, f"topic {topic!r}: the wamp. prefix is reserved for "
+                            "the router's own events")
         self._authorize(session, "publish", topic)
 
     def _disclose_publisher(self, session: Session, options: dict[str, Any]) -> bool:
@@ -154,7 +160,7 @@ class Realm:
 
     def _publish(self, session: Session, msg: Publish, now: float) -> list[Effect]:
         self.check_publish(session, msg.topic)
-        disclose = bool(msg.options) and self._disclose_publisher(session, msg.options)
+        disclose = self._disclose_publisher(session, msg.options)
         return self.broker.publish(session, msg, disclose)
 
     def _may_receive(self, session: Session, topic: str) -> bool:
@@ -163,7 +169,7 @@ class Realm:
     def _subscribe(self, session: Session, msg: Subscribe, now: float) -> list[Effect]:
         match = self._match(msg.options, msg.topic, "topic")
         self._authorize(session, "subscribe", msg.topic)
-        return self.broker.subscribe(session, msg, match, now, self._may_receive)
+        return self.broker.subscribe(session, msg, match, now)
 
     def _unsubscribe(self, session: Session, msg: Unsubscribe, now: float) -> list[Effect]:
         return self.broker.unsubscribe(session, msg)
