@@ -198,7 +198,7 @@ function makeSerializer(name) {
 // --------------------------------------------------------------------------------------
 
 let wire = [];
-const WIRE_MAX = 60;
+const WIRE_MAX = 100;
 
 function traceMsg(dir, tag, msg) {
    if (wire.length >= WIRE_MAX) {
@@ -220,9 +220,14 @@ function tracedFactory(innerType) {
       const t = this._inner.create();
       if (!t) return t;
       const tag = `c${++connSeq}`;
+      // taps: functions (dir, msg) a scenario installs to watch the wire; an RX tap that
+      // returns true keeps that message from autobahn-js (see watchWire)
+      t.taps = [];
+      t.tag = tag;
       const send = t.send;
       t.send = function (msg) {
          traceMsg('TX', tag, msg);
+         for (const tap of t.taps.slice()) tap('TX', msg);
          return send.call(t, msg);
       };
       let onmessage = t.onmessage;
@@ -232,7 +237,10 @@ function tracedFactory(innerType) {
          configurable: true,
          get() {
             return function (msg) {
-               traceMsg('RX', tag, msg);
+               let keep = false;
+               for (const tap of t.taps.slice()) if (tap('RX', msg) === true) keep = true;
+               traceMsg('RX', keep ? `${tag} (not passed to autobahn-js)` : tag, msg);
+               if (keep) return undefined;
                return onmessage.call(t, msg);
             };
          },
@@ -270,6 +278,27 @@ function withTimeout(promise, seconds, what) {
    return Promise.race([promise, t]).finally(() => clearTimeout(timer));
 }
 
+// autobahn-js takes the deferred factory to use (Connection option `use_deferred`). With
+// plain ES6 promises it has nowhere to deliver progressive call results (it calls
+// deferred.notify(result) for each RESULT with progress=true); this one is an ES6 promise
+// plus notify(), delivered to the listeners registered with promise.onProgress(fn).
+function progressDeferred() {
+   const d = {};
+   d.promise = new Promise((resolve, reject) => {
+      d.resolve = resolve;
+      d.reject = reject;
+   });
+   const listeners = [];
+   d.promise.onProgress = (fn) => {
+      listeners.push(fn);
+      return d.promise;
+   };
+   d.notify = (value) => {
+      for (const fn of listeners) fn(value);
+   };
+   return d;
+}
+
 // Opens a connection and resolves with {conn, session, details, closed} once the session
 // has joined; rejects with JoinFailed (reason = the ABORT reason URI) if it does not.
 function connect(ctx, realm, auth = {}) {
@@ -289,7 +318,7 @@ function connect(ctx, realm, auth = {}) {
          onchallenge: auth.onchallenge,
          max_retries: 0,
          retry_if_unreachable: false,
-         use_es6_promises: true,
+         use_deferred: progressDeferred,
          on_user_error: (err, msg) => log('user error:', msg || '', err && (err.stack || show(err))),
          on_internal_error: (err, msg) => log('internal error:', msg || '', err && (err.stack || show(err))),
       });
@@ -299,6 +328,7 @@ function connect(ctx, realm, auth = {}) {
          opened = true;
          handle.session = session;
          handle.details = details;
+         handle.transport = conn._transport;
          resolve(handle);
       };
       conn.onclose = (reason, details) => {
@@ -631,10 +661,944 @@ scenario('realm2_not_authorized', async (ctx) => {
 });
 
 // --------------------------------------------------------------------------------------
+// Advanced Profile scenarios. Each one exists twice: `..._py` has the autobahn-python
+// peer on the other side, `..._js` a second (and third) autobahn-js session of this
+// process.
+// --------------------------------------------------------------------------------------
+
+const PY = 'com.interop.';
+// an id no session/registration has (registration ids may be small sequential numbers)
+const UNKNOWN_ID = 2 ** 53 - 7;
+
+function sleep(ms) {
+   return new Promise((r) => setTimeout(r, ms));
+}
+
+function join(ctx) {
+   return connect(ctx, ctx.realm);
+}
+
+function joinAll(ctx, n) {
+   return Promise.all(Array.from({ length: n }, () => join(ctx)));
+}
+
+function py(h, name, args, kwargs, options) {
+   return h.session.call(PY + name, args, kwargs, options);
+}
+
+// Records every event of one subscription (args, kwargs, autobahn.Event details) and
+// lets a scenario wait for one.
+function recorder() {
+   const events = [];
+   const waiters = [];
+   const handler = (args, kwargs, details) => {
+      const ev = { args: args || [], kwargs: kwargs || {}, details: details || {} };
+      events.push(ev);
+      for (const w of waiters.slice()) {
+         if (w.pred(ev)) {
+            waiters.splice(waiters.indexOf(w), 1);
+            w.resolve(ev);
+         }
+      }
+   };
+   const waitFor = (pred, seconds, what) => {
+      const found = events.find(pred);
+      if (found) return Promise.resolve(found);
+      return withTimeout(new Promise((resolve) => waiters.push({ pred, resolve })), seconds,
+         `${what}; received so far: ${show(events.map((e) => e.args))}`);
+   };
+   const labels = () => events.map((e) => e.args[0]);
+   return { events, handler, waitFor, labels };
+}
+
+const labelled = (label) => (ev) => ev.args[0] === label;
+
+// Watches one connection's WAMP messages (dir 'TX' or 'RX') matching pred. Matching RX
+// messages are not passed on to autobahn-js when keep is true, or a function
+// (msg, index of the match) that returns true. Returns
+// {seen: [...], first: Promise of the first match, stop()}.
+function watchWire(h, dir, pred, keep = false) {
+   const seen = [];
+   let resolveFirst;
+   const first = new Promise((r) => { resolveFirst = r; });
+   const tap = (d, msg) => {
+      if (d !== dir || !pred(msg)) return false;
+      seen.push(msg);
+      resolveFirst(msg);
+      if (dir !== 'RX') return false;
+      return typeof keep === 'function' ? keep(msg, seen.length - 1) === true : keep;
+   };
+   h.transport.taps.push(tap);
+   const stop = () => {
+      const i = h.transport.taps.indexOf(tap);
+      if (i >= 0) h.transport.taps.splice(i, 1);
+   };
+   return { seen, first, stop };
+}
+
+const MSG = { ERROR: 8, PUBLISH: 16, CALL: 48, CANCEL: 49, RESULT: 50, INTERRUPT: 69 };
+
+// Polls fn() until it returns a value pred accepts.
+async function pollUntil(fn, pred, seconds, what) {
+   const deadline = Date.now() + seconds * 1000;
+   let last;
+   for (;;) {
+      last = await fn();
+      if (pred(last)) return last;
+      if (Date.now() > deadline) throw new Error(`timeout after ${seconds}s: ${what}; last: ${show(last)}`);
+      await sleep(20);
+   }
+}
+
+// The events the python peer recorded on its subscription `topic`, once pred(events).
+function pyEvents(ctx, h, topic, pred, what) {
+   return pollUntil(() => py(h, 'events', [topic]), (evs) => Array.isArray(evs) && pred(evs),
+      ctx.timeout, `python events on ${topic}: ${what}`);
+}
+
+// python subscribes (removed again at the end of the scenario)
+async function pySub(ctx, h, topic, options = {}) {
+   const id = await py(h, 'sub', [topic, options]);
+   ctx.cleanups.push(() => py(h, 'unsub', [topic]));
+   return id;
+}
+
+async function pyRegister(ctx, h, proc, options = {}) {
+   const id = await py(h, 'register', [proc, options]);
+   ctx.cleanups.push(() => py(h, 'unregister', [proc]));
+   return id;
+}
+
+const pyLabels = (evs) => evs.map((e) => e.args[0]);
+const unique = (what) => `com.interop.${what}.${nonce()}`;
+
+// -- pub/sub ---------------------------------------------------------------------------
+
+scenario('pubsub_exclude_me_false_js', async (ctx) => {
+   const [a, b] = await joinAll(ctx, 2);
+   const topic = unique('excl');
+   const ra = recorder();
+   const rb = recorder();
+   await a.session.subscribe(topic, ra.handler);
+   await b.session.subscribe(topic, rb.handler);
+   const ack = { acknowledge: true };
+   await a.session.publish(topic, ['self'], {}, { ...ack, exclude_me: false });
+   await a.session.publish(topic, ['default'], {}, ack);
+   await a.session.publish(topic, ['marker'], {}, { ...ack, exclude_me: false });
+   await ra.waitFor(labelled('marker'), ctx.timeout, 'A: own marker event');
+   await rb.waitFor(labelled('marker'), ctx.timeout, 'B: marker event');
+   expectSame('events the publisher A got (exclude_me false, default, false)', ra.labels(), ['self', 'marker']);
+   expectSame('events B got', rb.labels(), ['self', 'default', 'marker']);
+   return 'publisher got its own events only with exclude_me: false; the other session got all';
+});
+
+scenario('pubsub_exclude_me_false_py', async (ctx) => {
+   const a = await join(ctx);
+   const topic = unique('excl');
+   const ra = recorder();
+   await pySub(ctx, a, topic);
+   await a.session.subscribe(topic, ra.handler);
+   await a.session.publish(topic, ['js-self'], {}, { acknowledge: true, exclude_me: false });
+   await py(a, 'pub', [topic, ['py-self'], {}, { exclude_me: false }]);
+   await py(a, 'pub', [topic, ['py-default'], {}, {}]);
+   await a.session.publish(topic, ['js-default'], {}, { acknowledge: true });
+   await py(a, 'pub', [topic, ['marker'], {}, { exclude_me: false }]);
+   await ra.waitFor(labelled('marker'), ctx.timeout, 'JS: marker');
+   const evs = await pyEvents(ctx, a, topic, (e) => pyLabels(e).includes('marker'), 'marker');
+   expectSame('events JS got', ra.labels(), ['js-self', 'py-self', 'py-default', 'marker']);
+   expectSame('events python got', pyLabels(evs), ['js-self', 'py-self', 'js-default', 'marker']);
+   return 'JS and python each get their own events only with exclude_me: false';
+});
+
+scenario('pubsub_eligible_exclude_js', async (ctx) => {
+   const [a, b, c] = await joinAll(ctx, 3);
+   const topic = unique('elig');
+   const rb = recorder();
+   const rc = recorder();
+   await b.session.subscribe(topic, rb.handler);
+   await c.session.subscribe(topic, rc.handler);
+   const ack = { acknowledge: true };
+   await a.session.publish(topic, ['eligible-b'], {}, { ...ack, eligible: [b.session.id] });
+   await a.session.publish(topic, ['exclude-b'], {}, { ...ack, exclude: [b.session.id] });
+   await a.session.publish(topic, ['eligible-b-c-exclude-c'], {}, {
+      ...ack, eligible: [b.session.id, c.session.id], exclude: [c.session.id] });
+   await a.session.publish(topic, ['marker'], {}, ack);
+   await rb.waitFor(labelled('marker'), ctx.timeout, 'B: marker');
+   await rc.waitFor(labelled('marker'), ctx.timeout, 'C: marker');
+   expectSame('events B got', rb.labels(), ['eligible-b', 'eligible-b-c-exclude-c', 'marker']);
+   expectSame('events C got', rc.labels(), ['exclude-b', 'marker']);
+   return `eligible/exclude by session id (B=${b.session.id}, C=${c.session.id}) honoured`;
+});
+
+scenario('pubsub_eligible_exclude_py', async (ctx) => {
+   const [a, b] = await joinAll(ctx, 2);
+   const pid = await py(a, 'whoami');
+   const topic = unique('elig');
+   const ra = recorder();
+   const rb = recorder();
+   await pySub(ctx, a, topic);
+   await a.session.subscribe(topic, ra.handler);
+   await b.session.subscribe(topic, rb.handler);
+   await a.session.publish(topic, ['js-eligible-py'], {}, { acknowledge: true, eligible: [pid] });
+   await a.session.publish(topic, ['js-exclude-py'], {}, { acknowledge: true, exclude: [pid] });
+   await py(a, 'pub', [topic, ['py-eligible-b'], {}, { eligible: [b.session.id] }]);
+   await py(a, 'pub', [topic, ['py-exclude-b'], {}, { exclude: [b.session.id] }]);
+   await py(a, 'pub', [topic, ['marker'], {}, { exclude_me: false }]);
+   await ra.waitFor(labelled('marker'), ctx.timeout, 'A: marker');
+   await rb.waitFor(labelled('marker'), ctx.timeout, 'B: marker');
+   const evs = await pyEvents(ctx, a, topic, (e) => pyLabels(e).includes('marker'), 'marker');
+   expectSame('events JS publisher A got', ra.labels(), ['py-exclude-b', 'marker']);
+   expectSame('events JS B got', rb.labels(), ['js-exclude-py', 'py-eligible-b', 'marker']);
+   expectSame('events python got', pyLabels(evs), ['js-eligible-py', 'marker']);
+   return `JS -> python (${pid}) and python -> JS (${b.session.id}) eligible/exclude honoured`;
+});
+
+scenario('pubsub_disclose_me_js', async (ctx) => {
+   const [a, b] = await joinAll(ctx, 2);
+   const topic = unique('disclose');
+   const rb = recorder();
+   await b.session.subscribe(topic, rb.handler);
+   await a.session.publish(topic, ['hidden'], {}, { acknowledge: true });
+   await a.session.publish(topic, ['shown'], {}, { acknowledge: true, disclose_me: true });
+   const shown = await rb.waitFor(labelled('shown'), ctx.timeout, 'disclosed event');
+   const hidden = rb.events.find(labelled('hidden'));
+   expect(hidden, 'the undisclosed event did not arrive before the disclosed one');
+   expectSame('details.publisher without disclose_me', hidden.details.publisher, undefined);
+   expectSame('details.publisher with disclose_me', shown.details.publisher, a.session.id);
+   expectSame('details.publisher_authrole', shown.details.publisher_authrole, 'anonymous');
+   return `publisher=${shown.details.publisher} authid=${shown.details.publisher_authid} ` +
+      `authrole=${shown.details.publisher_authrole}; nothing without disclose_me`;
+});
+
+scenario('pubsub_disclose_me_py', async (ctx) => {
+   const a = await join(ctx);
+   const topic = unique('disclose');
+   await pySub(ctx, a, topic);
+   await a.session.publish(topic, ['hidden'], {}, { acknowledge: true });
+   await a.session.publish(topic, ['shown'], {}, { acknowledge: true, disclose_me: true });
+   const evs = await pyEvents(ctx, a, topic, (e) => e.length >= 2, 'two events');
+   expectSame('python: publisher without disclose_me', evs[0].publisher, null);
+   expectSame('python: publisher with disclose_me', evs[1].publisher, a.session.id);
+   expectSame('python: publisher_authrole', evs[1].publisher_authrole, 'anonymous');
+   return `python saw publisher=${evs[1].publisher} (none without disclose_me); the other ` +
+      'direction is not expressible: autobahn-python 26.x PublishOptions has no disclose_me';
+});
+
+scenario('pubsub_pattern_js', async (ctx) => {
+   const [a, b] = await joinAll(ctx, 2);
+   const n = nonce();
+   const prefix = `com.interop.pfx.${n}`;
+   const wildcard = `com.interop.wc.${n}..leaf`;
+   const rp = recorder();
+   const rw = recorder();
+   await b.session.subscribe(prefix, rp.handler, { match: 'prefix' });
+   await b.session.subscribe(wildcard, rw.handler, { match: 'wildcard' });
+   const ack = { acknowledge: true };
+   await a.session.publish(`com.interop.other.${n}.a`, ['no-match'], {}, ack);
+   await a.session.publish(`com.interop.wc.${n}.x.other`, ['no-match-wc'], {}, ack);
+   await a.session.publish(`${prefix}.a.b`, ['p1'], {}, ack);
+   await a.session.publish(`com.interop.wc.${n}.x.leaf`, ['w1'], {}, ack);
+   const p1 = await rp.waitFor(labelled('p1'), ctx.timeout, 'prefix event');
+   const w1 = await rw.waitFor(labelled('w1'), ctx.timeout, 'wildcard event');
+   expectSame('prefix subscription: details.topic', p1.details.topic, `${prefix}.a.b`);
+   expectSame('wildcard subscription: details.topic', w1.details.topic, `com.interop.wc.${n}.x.leaf`);
+   expectSame('events on the prefix subscription', rp.labels(), ['p1']);
+   expectSame('events on the wildcard subscription', rw.labels(), ['w1']);
+   return `prefix -> ${p1.details.topic}; wildcard -> ${w1.details.topic}`;
+});
+
+scenario('pubsub_pattern_py', async (ctx) => {
+   const a = await join(ctx);
+   const n = nonce();
+   const prefix = `com.interop.pfx.${n}`;
+   const wildcard = `com.interop.wc.${n}..leaf`;
+   await pySub(ctx, a, prefix, { match: 'prefix' });
+   await pySub(ctx, a, wildcard, { match: 'wildcard' });
+   const rp = recorder();
+   const rw = recorder();
+   await a.session.subscribe(`com.interop.jpfx.${n}`, rp.handler, { match: 'prefix' });
+   await a.session.subscribe(`com.interop.jwc.${n}..leaf`, rw.handler, { match: 'wildcard' });
+   const ack = { acknowledge: true };
+   // JS publishes, python's pattern subscriptions receive
+   await a.session.publish(`com.interop.wc.${n}.x.other`, ['no-match'], {}, ack);
+   await a.session.publish(`${prefix}.a.b`, ['p1'], {}, ack);
+   await a.session.publish(`com.interop.wc.${n}.x.leaf`, ['w1'], {}, ack);
+   const pe = await pyEvents(ctx, a, prefix, (e) => e.length >= 1, 'prefix event');
+   const we = await pyEvents(ctx, a, wildcard, (e) => e.length >= 1, 'wildcard event');
+   expectSame('python prefix subscription: events', pe.map((e) => [e.args[0], e.topic]), [['p1', `${prefix}.a.b`]]);
+   expectSame('python wildcard subscription: events', we.map((e) => [e.args[0], e.topic]),
+      [['w1', `com.interop.wc.${n}.x.leaf`]]);
+   // python publishes, JS's pattern subscriptions receive
+   await py(a, 'pub', [`com.interop.jpfx.${n}.c`, ['p2'], {}, {}]);
+   await py(a, 'pub', [`com.interop.jwc.${n}.y.leaf`, ['w2'], {}, {}]);
+   const p2 = await rp.waitFor(labelled('p2'), ctx.timeout, 'JS prefix event');
+   const w2 = await rw.waitFor(labelled('w2'), ctx.timeout, 'JS wildcard event');
+   expectSame('JS prefix subscription: details.topic', p2.details.topic, `com.interop.jpfx.${n}.c`);
+   expectSame('JS wildcard subscription: details.topic', w2.details.topic, `com.interop.jwc.${n}.y.leaf`);
+   return 'JS -> python and python -> JS prefix and wildcard subscriptions with details.topic';
+});
+
+scenario('pubsub_retained_js', async (ctx) => {
+   const a = await join(ctx);
+   const topic = unique('retained');
+   await a.session.publish(topic, ['first'], {}, { acknowledge: true, retain: true });
+   await a.session.publish(topic, ['last'], { k: 'v' }, { acknowledge: true, retain: true });
+   await a.session.publish(topic, ['not-retained'], {}, { acknowledge: true });
+   const [c, d] = await joinAll(ctx, 2); // new sessions, joined after the publications
+   const rc = recorder();
+   const rd = recorder();
+   await c.session.subscribe(topic, rc.handler, { get_retained: true });
+   const ev = await rc.waitFor(() => true, ctx.timeout, 'the retained event');
+   await d.session.subscribe(topic, rd.handler); // without get_retained
+   await a.session.publish(topic, ['live'], {}, { acknowledge: true });
+   await rc.waitFor(labelled('live'), ctx.timeout, 'C: live event');
+   await rd.waitFor(labelled('live'), ctx.timeout, 'D: live event');
+   expectSame('retained event args/kwargs', [ev.args, ev.kwargs], [['last'], { k: 'v' }]);
+   expectSame('retained event details.retained', ev.details.retained, true);
+   expectSame('events C got (get_retained)', rc.labels(), ['last', 'live']);
+   expectSame('details.retained of the live event', rc.events[1].details.retained, false);
+   expectSame('events D got (no get_retained)', rd.labels(), ['live']);
+   return 'a new session subscribing with get_retained got the last retained event, ' +
+      'details.retained=true; nothing without get_retained';
+});
+
+scenario('pubsub_retained_py', async (ctx) => {
+   const a = await join(ctx);
+   // python retains, a new JS session fetches it
+   const t1 = unique('retained');
+   await py(a, 'pub', [t1, ['from-python'], { k: 1 }, { retain: true }]);
+   const c = await join(ctx);
+   const rc = recorder();
+   await c.session.subscribe(t1, rc.handler, { get_retained: true });
+   const ev = await rc.waitFor(() => true, ctx.timeout, 'the retained event from python');
+   expectSame('retained event from python', [ev.args, ev.kwargs], [['from-python'], { k: 1 }]);
+   expectSame('details.retained (JS)', ev.details.retained, true);
+   // JS retains, python subscribes with get_retained
+   const t2 = unique('retained');
+   await a.session.publish(t2, ['from-js'], {}, { acknowledge: true, retain: true });
+   await pySub(ctx, a, t2, { get_retained: true });
+   const evs = await pyEvents(ctx, a, t2, (e) => e.length >= 1, 'retained event');
+   expectSame('python: retained event', [evs[0].args, evs[0].retained], [['from-js'], true]);
+   return 'python -> new JS session and JS -> python retained events with details.retained';
+});
+
+// -- RPC -------------------------------------------------------------------------------
+
+// A JS endpoint that answers only when released: {endpoint, invocations, release()}
+function heldEndpoint() {
+   const state = { invocations: 0, pending: [] };
+   state.endpoint = () => {
+      state.invocations += 1;
+      return new Promise((resolve) => state.pending.push(resolve));
+   };
+   state.release = () => {
+      for (const r of state.pending.splice(0)) r('released');
+   };
+   return state;
+}
+
+async function collectProgress(promise) {
+   const progress = [];
+   promise.onProgress((v) => progress.push(v));
+   const result = await promise;
+   return { progress, result };
+}
+
+scenario('rpc_progressive_results_js', async (ctx) => {
+   const [a, b] = await joinAll(ctx, 2);
+   const proc = unique('progress');
+   const seen = [];
+   await b.session.register(proc, (args, kwargs, details) => {
+      seen.push(typeof details.progress === 'function');
+      if (details.progress) for (let i = 1; i <= 3; i++) details.progress([i]);
+      return 'done';
+   });
+   const r = await collectProgress(a.session.call(proc, [], {}, { receive_progress: true }));
+   expectSame('progressive results', r.progress, [1, 2, 3]);
+   expectSame('final result', r.result, 'done');
+   const plain = await collectProgress(a.session.call(proc, []));
+   expectSame('without receive_progress: progress', plain.progress, []);
+   expectSame('callee got a progress function', seen, [true, false]);
+   return `progress ${show(r.progress)} then ${show(r.result)}; none without receive_progress`;
+});
+
+scenario('rpc_progressive_results_py', async (ctx) => {
+   const a = await join(ctx);
+   const r = await collectProgress(py(a, 'progress', [3], {}, { receive_progress: true }));
+   expectSame('progressive results from python', r.progress, [0, 1, 2]);
+   expectSame('final result from python', r.result, 'done');
+   const proc = unique('progress');
+   await a.session.register(proc, (args, kwargs, details) => {
+      if (details.progress) for (let i = 1; i <= 3; i++) details.progress([i, 'p']);
+      return 'js done';
+   });
+   const got = await py(a, 'call_js_progress', [proc]);
+   expectSame('what python received from the JS callee', got, {
+      progress: [[1, 'p'], [2, 'p'], [3, 'p']], result: 'js done' });
+   return `python -> JS ${show(r.progress)}; JS -> python ${show(got.progress)}`;
+});
+
+const CANCEL_SPEC = 'WAMP spec, Call Canceling: "skip: The pending call is canceled and ERROR ' +
+   'is sent immediately back to the caller. No INTERRUPT is sent to the callee"; "killnowait: ' +
+   'The pending call is canceled and ERROR is sent immediately back to the caller. INTERRUPT ' +
+   'is sent to the callee"; and if the callee does not support call canceling, the behaviour ' +
+   'is "skip" (no INTERRUPT, ERROR to the caller at once)';
+
+// Set up before session.call(proc): the returned function gives the request id of that
+// CALL (autobahn-js sends it synchronously inside call()).
+function callRequest(h, proc) {
+   const w = watchWire(h, 'TX', (m) => m[0] === MSG.CALL && m[3] === proc);
+   return () => {
+      w.stop();
+      return w.seen.length ? w.seen[w.seen.length - 1][1] : null;
+   };
+}
+
+// Cancels `promise` (a CALL of proc on h) with mode, the autobahn-js way
+// (promise.cancel({mode})), and checks what the caller gets. autobahn-js rejects the call
+// itself at once for skip/killnowait and then treats the router's ERROR as a protocol
+// violation (it no longer knows the request), so here that ERROR is taken off the wire
+// before autobahn-js sees it, and checked. Returns a description.
+// calleeCancels: whether the callee announced call_canceling (else even "kill" must be
+// answered at once, as "skip"); context(): more to say when it fails.
+async function cancelAndCheck(ctx, h, promise, request, mode, calleeCancels, context = () => '') {
+   const fromRouter = watchWire(h, 'RX', (m) => (m[0] === MSG.ERROR && m[1] === MSG.CALL && m[2] === request) ||
+      (m[0] === MSG.RESULT && m[1] === request),
+   // only the ERROR ending a "kill" call is still expected by autobahn-js
+   (m, i) => mode !== 'kill' || i > 0);
+   ctx.cleanups.push(fromRouter.stop);
+   const settled = promise.then((v) => ({ ok: v }), (e) => ({ err: e }));
+   promise.cancel({ mode });
+   let uri;
+   if (mode === 'kill') {
+      // autobahn-js keeps a "kill" call pending: the router's ERROR ends it
+      const wait = calleeCancels ? ctx.timeout : ctx.quick;
+      let s;
+      try {
+         s = await withTimeout(settled, wait, 'ERROR');
+      } catch (e) {
+         throw new Error(`cancel(kill): the caller got no ERROR for CALL request ${request} within ` +
+            `${wait}s after CANCEL ${show([MSG.CANCEL, request, { mode }])}` + (calleeCancels
+            ? ' (the callee, which announced call_canceling, was sent INTERRUPT and answers ERROR)'
+            : `; the callee did not announce call_canceling. ${CANCEL_SPEC}`) + context());
+      }
+      expect(s.err, `cancel(kill): the call returned ${show(s.ok)}, expected an ERROR`);
+      uri = s.err.error;
+   } else {
+      const s = await settled;
+      expect(s.err, `autobahn-js did not reject the canceled call: ${show(s.ok)}`);
+      let msg;
+      try {
+         msg = await withTimeout(fromRouter.first, ctx.quick, 'ERROR');
+      } catch (e) {
+         throw new Error(`cancel(${mode}): the router sent the caller no ERROR for CALL request ` +
+            `${request} within ${ctx.quick}s after CANCEL ${show([MSG.CANCEL, request, { mode }])}; ` +
+            `expected [8, 48, ${request}, {}, "wamp.error.canceled"]. ${CANCEL_SPEC}` + context());
+      }
+      expect(msg[0] === MSG.ERROR, `cancel(${mode}): the router answered ${show(msg)}, expected ERROR`);
+      uri = msg[4];
+   }
+   expectSame(`cancel(${mode}): error URI the caller got`, uri, 'wamp.error.canceled');
+   return { fromRouter, uri };
+}
+
+function cancelScenarioPy(mode) {
+   scenario(`rpc_cancel_${mode}_py`, async (ctx) => {
+      const a = await join(ctx);
+      const key = nonce();
+      const req = callRequest(a, PY + 'slow');
+      const call = py(a, 'slow', [key, 10]);
+      const request = req();
+      await pollUntil(() => py(a, 'slow_status', [key]), (s) => s === 'running', ctx.timeout,
+         'python slow() running');
+      const { fromRouter } = await cancelAndCheck(ctx, a, call, request, mode, true);
+      let status;
+      if (mode === 'skip') {
+         status = await py(a, 'slow_status', [key]);
+         expectSame('python callee status after cancel(skip) (no INTERRUPT)', status, 'running');
+         const after = await py(a, 'release', [key]); // slow() answers; the router drops it
+         expectSame('python slow() after release', after, 'finished');
+         expectSame('messages for the canceled call (only one ERROR)', fromRouter.seen.length, 1);
+      } else {
+         status = await pollUntil(() => py(a, 'slow_status', [key]), (s) => s !== 'running',
+            ctx.quick, `python callee interrupted after cancel(${mode})`).catch((e) => {
+            throw new Error(`cancel(${mode}): the python callee was not interrupted (INTERRUPT ` +
+               `expected, it announced call_canceling): ${e.message}`);
+         });
+         expectSame(`python callee status after cancel(${mode})`, status, 'interrupted');
+      }
+      if (mode === 'kill') {
+         expect(fromRouter.seen.length === 1 && fromRouter.seen[0][0] === MSG.ERROR,
+            `cancel(kill): expected one ERROR for the call, got ${show(fromRouter.seen)}`);
+      }
+      // the session is still fine
+      expectSame('ping after cancel', await py(a, 'ping'), 'pong');
+      return `caller got wamp.error.canceled; python callee: ${mode === 'skip' ? 'not interrupted, ' +
+         'its late answer dropped' : 'interrupted'}`;
+   });
+}
+
+function cancelScenarioJs(mode) {
+   scenario(`rpc_cancel_${mode}_js`, async (ctx) => {
+      const [a, b] = await joinAll(ctx, 2);
+      const proc = unique('held');
+      const held = heldEndpoint();
+      await b.session.register(proc, held.endpoint);
+      await b.session.register(`${proc}.ping`, () => 'pong');
+      const interrupts = watchWire(b, 'RX', (m) => m[0] === MSG.INTERRUPT, true);
+      const req = callRequest(a, proc);
+      const call = a.session.call(proc, []);
+      const request = req();
+      await pollUntil(() => held.invocations, (n) => n === 1, ctx.timeout, 'JS callee invoked');
+      const { fromRouter } = await cancelAndCheck(ctx, a, call, request, mode, false,
+         () => (interrupts.seen.length ? `; the router sent INTERRUPT ${show(interrupts.seen)} to the ` +
+            'autobahn-js callee, which did not announce call_canceling' : ''));
+      held.release(); // the callee answers late; the router must drop that
+      expectSame(`call after cancel(${mode})`, await a.session.call(`${proc}.ping`), 'pong');
+      expectSame('messages for the canceled call', fromRouter.seen.map((m) => m[0]), [MSG.ERROR]);
+      expect(interrupts.seen.length === 0, `the router sent INTERRUPT to autobahn-js, which did not ` +
+         `announce callee feature call_canceling: ${show(interrupts.seen)}`);
+      return `caller got wamp.error.canceled; the autobahn-js callee (no call_canceling) got no ` +
+         'INTERRUPT and its late answer was dropped';
+   });
+}
+
+for (const mode of ['skip', 'kill', 'killnowait']) {
+   cancelScenarioPy(mode);
+   cancelScenarioJs(mode);
+}
+
+const TIMEOUT_SPEC = 'WAMP spec, Call Timeouts: when the timeout expires the Dealer cancels the ' +
+   'call as with mode "killnowait": ERROR wamp.error.timeout to the caller and INTERRUPT to a ' +
+   'callee that supports call canceling';
+
+async function timedCall(ctx, promise, ms) {
+   const t0 = Date.now();
+   let s;
+   try {
+      s = await withTimeout(promise.then((v) => ({ ok: v }), (e) => ({ err: e })), ms / 1000 + ctx.quick,
+         `ERROR wamp.error.timeout for a CALL with timeout ${ms}`);
+   } catch (e) {
+      throw new Error(`${e.message}: the router sent nothing. ${TIMEOUT_SPEC}`);
+   }
+   const elapsed = Date.now() - t0;
+   expect(s.err, `the call with timeout ${ms} returned ${show(s.ok)}`);
+   expectSame('error URI', s.err.error, 'wamp.error.timeout');
+   expect(elapsed >= ms - 50, `ERROR wamp.error.timeout after ${elapsed} ms, before the ${ms} ms timeout`);
+   return elapsed;
+}
+
+scenario('rpc_call_timeout_py', async (ctx) => {
+   const a = await join(ctx);
+   const key = nonce();
+   const elapsed = await timedCall(ctx, py(a, 'slow', [key, 10], {}, { timeout: 300 }), 300);
+   const status = await pollUntil(() => py(a, 'slow_status', [key]), (s) => s !== 'running',
+      ctx.quick, 'python callee interrupted after the timeout').catch((e) => {
+      throw new Error(`${e.message}. ${TIMEOUT_SPEC}`);
+   });
+   expectSame('python callee status after the timeout', status, 'interrupted');
+   const ok = await py(a, 'add', [1, 2], {}, { timeout: 2000 });
+   expectSame('a call that finishes within its timeout', ok, 3);
+   return `wamp.error.timeout after ${elapsed} ms (timeout 300 ms); python callee interrupted`;
+});
+
+scenario('rpc_call_timeout_js', async (ctx) => {
+   const [a, b] = await joinAll(ctx, 2);
+   const proc = unique('held');
+   const held = heldEndpoint();
+   await b.session.register(proc, held.endpoint);
+   await b.session.register(`${proc}.quick`, () => 'quick');
+   const interrupts = watchWire(b, 'RX', (m) => m[0] === MSG.INTERRUPT, true);
+   const elapsed = await timedCall(ctx, a.session.call(proc, [], {}, { timeout: 300 }), 300);
+   held.release();
+   expectSame('a call that finishes within its timeout',
+      await a.session.call(`${proc}.quick`, [], {}, { timeout: 2000 }), 'quick');
+   expect(interrupts.seen.length === 0, `the router sent INTERRUPT to autobahn-js, which did not ` +
+      `announce call_canceling: ${show(interrupts.seen)}`);
+   return `wamp.error.timeout after ${elapsed} ms (timeout 300 ms); the late answer was dropped`;
+});
+
+function expectAlternating(results, names) {
+   expect(new Set(results).size === 2 && names.every((n) => results.includes(n)),
+      `round robin over ${show(names)} gave ${show(results)}`);
+   for (let i = 1; i < results.length; i++) {
+      expect(results[i] !== results[i - 1], `round robin did not alternate: ${show(results)}`);
+   }
+}
+
+scenario('rpc_shared_roundrobin_js', async (ctx) => {
+   const [a, b, c] = await joinAll(ctx, 3);
+   const proc = unique('rr');
+   await b.session.register(proc, () => 'b', { invoke: 'roundrobin' });
+   await c.session.register(proc, () => 'c', { invoke: 'roundrobin' });
+   const results = [];
+   for (let i = 0; i < 6; i++) results.push(await a.session.call(proc));
+   expectAlternating(results, ['b', 'c']);
+   await expectWampError(a.session.register(proc, () => 'a', { invoke: 'single' }),
+      'wamp.error.procedure_already_exists', 'registering a roundrobin procedure with invoke single');
+   return `6 calls -> ${results.join(',')}`;
+});
+
+scenario('rpc_shared_roundrobin_py', async (ctx) => {
+   const a = await join(ctx);
+   const proc = unique('rr');
+   await a.session.register(proc, () => ({ by: 'js' }), { invoke: 'roundrobin' });
+   await pyRegister(ctx, a, proc, { invoke: 'roundrobin' });
+   const results = [];
+   for (let i = 0; i < 6; i++) results.push((await a.session.call(proc)).by);
+   expectAlternating(results, ['js', 'python']);
+   return `6 calls -> ${results.join(',')}`;
+});
+
+scenario('rpc_pattern_registration_js', async (ctx) => {
+   const [a, b] = await joinAll(ctx, 2);
+   const n = nonce();
+   const answer = (kind) => (args, kwargs, details) => [kind, details.procedure];
+   await b.session.register(`com.interop.pp.${n}`, answer('prefix'), { match: 'prefix' });
+   await b.session.register(`com.interop.pw.${n}..end`, answer('wildcard'), { match: 'wildcard' });
+   await b.session.register(`com.interop.pp.${n}.exact`, answer('exact'));
+   const p = await a.session.call(`com.interop.pp.${n}.x.y`);
+   const w = await a.session.call(`com.interop.pw.${n}.mid.end`);
+   const e = await a.session.call(`com.interop.pp.${n}.exact`);
+   expectSame('prefix registration: [kind, details.procedure]', p, ['prefix', `com.interop.pp.${n}.x.y`]);
+   expectSame('wildcard registration: [kind, details.procedure]', w, ['wildcard', `com.interop.pw.${n}.mid.end`]);
+   expectSame('exact registration wins over the prefix', e, ['exact', `com.interop.pp.${n}.exact`]);
+   await expectWampError(a.session.call(`com.interop.pw.${n}.mid.other`), 'wamp.error.no_such_procedure',
+      'a URI the wildcard does not match');
+   return `prefix -> ${p[1]}; wildcard -> ${w[1]}; exact beats prefix`;
+});
+
+scenario('rpc_pattern_registration_py', async (ctx) => {
+   const a = await join(ctx);
+   const n = nonce();
+   await pyRegister(ctx, a, `com.interop.pp.${n}`, { match: 'prefix' });
+   await pyRegister(ctx, a, `com.interop.pw.${n}..end`, { match: 'wildcard' });
+   const p = await a.session.call(`com.interop.pp.${n}.x.y`, [1]);
+   const w = await a.session.call(`com.interop.pw.${n}.mid.end`, [2]);
+   expectSame('python prefix registration: details.procedure', [p.by, p.procedure, p.args],
+      ['python', `com.interop.pp.${n}.x.y`, [1]]);
+   expectSame('python wildcard registration: details.procedure', [w.by, w.procedure, w.args],
+      ['python', `com.interop.pw.${n}.mid.end`, [2]]);
+   await a.session.register(`com.interop.jpp.${n}`, (args, kwargs, details) => details.procedure,
+      { match: 'prefix' });
+   const j = await py(a, 'call_js', [`com.interop.jpp.${n}.from.python`]);
+   expectSame('JS prefix registration called by python: details.procedure', j, `com.interop.jpp.${n}.from.python`);
+   return 'JS -> python prefix/wildcard and python -> JS prefix registrations with details.procedure';
+});
+
+scenario('rpc_caller_disclosure_js', async (ctx) => {
+   const [a, b] = await joinAll(ctx, 2);
+   const proc = unique('who');
+   await b.session.register(proc, (args, kwargs, details) => new autobahn.Result([], {
+      caller: details.caller === undefined ? null : details.caller,
+      caller_authrole: details.caller_authrole === undefined ? null : details.caller_authrole,
+   }));
+   const shown = resultArgsKwargs(await a.session.call(proc, [], {}, { disclose_me: true })).kwargs;
+   const hidden = resultArgsKwargs(await a.session.call(proc, [], {}, {})).kwargs;
+   expectSame('callee details with disclose_me', shown, { caller: a.session.id, caller_authrole: 'anonymous' });
+   expectSame('callee details without disclose_me', hidden, { caller: null, caller_authrole: null });
+   return `callee saw caller=${shown.caller} authrole=${shown.caller_authrole}; nothing without disclose_me`;
+});
+
+scenario('rpc_caller_disclosure_py', async (ctx) => {
+   const a = await join(ctx);
+   const shown = await py(a, 'whocalled', [], {}, { disclose_me: true });
+   const hidden = await py(a, 'whocalled', [], {}, {});
+   expectSame('python callee: details with disclose_me', [shown.caller, shown.caller_authrole],
+      [a.session.id, 'anonymous']);
+   expectSame('python callee: details without disclose_me', hidden.caller, null);
+   return `python saw caller=${shown.caller} authid=${shown.caller_authid} ` +
+      `authrole=${shown.caller_authrole}; the other direction is not expressible: ` +
+      'autobahn-python 26.x CallOptions has no disclose_me';
+});
+
+// -- meta API --------------------------------------------------------------------------
+
+async function checkSessionMeta(h, others) {
+   const s = h.session;
+   let count;
+   let list;
+   // a session of an earlier scenario may still be leaving: ask again if the two differ
+   for (let i = 0; i < 3; i++) {
+      count = await s.call('wamp.session.count');
+      list = await s.call('wamp.session.list');
+      expect(Array.isArray(list), `wamp.session.list did not return a list: ${show(list)}`);
+      if (count === list.length) break;
+      await sleep(50);
+   }
+   expect(typeof count === 'number' && count === list.length,
+      `wamp.session.count=${show(count)} but wamp.session.list has ${list.length}`);
+   for (const id of [s.id, ...others]) {
+      expect(list.includes(id), `wamp.session.list ${show(list)} lacks session ${id}`);
+   }
+   const anon = await s.call('wamp.session.count', [['anonymous']]);
+   expectSame('wamp.session.count(["anonymous"])', anon, count);
+   const none = await s.call('wamp.session.count', [['no-such-role']]);
+   expectSame('wamp.session.count(["no-such-role"])', none, 0);
+   return { count, list };
+}
+
+function expectSessionInfo(what, info, id) {
+   expect(info && typeof info === 'object', `${what}: not a dict: ${show(info)}`);
+   expectSame(`${what}.session`, info.session, id);
+   expectSame(`${what}.authrole`, info.authrole, 'anonymous');
+}
+
+scenario('meta_session_js', async (ctx) => {
+   const [a, b] = await joinAll(ctx, 2);
+   const { count } = await checkSessionMeta(a, [b.session.id]);
+   const info = await a.session.call('wamp.session.get', [b.session.id]);
+   expectSessionInfo('wamp.session.get(B)', info, b.session.id);
+   await expectWampError(a.session.call('wamp.session.get', [UNKNOWN_ID]), 'wamp.error.no_such_session',
+      'wamp.session.get of an unknown session');
+   return `count=${count}, list has A and B, get(B)=${show(info, 200)}`;
+});
+
+scenario('meta_session_py', async (ctx) => {
+   const a = await join(ctx);
+   const pid = await py(a, 'whoami');
+   const { count } = await checkSessionMeta(a, [pid]);
+   const info = await a.session.call('wamp.session.get', [pid]);
+   expectSessionInfo('wamp.session.get(python)', info, pid);
+   const seen = await py(a, 'meta', ['wamp.session.get', a.session.id]);
+   expectSessionInfo('python: wamp.session.get(JS)', seen, a.session.id);
+   const pyList = await py(a, 'meta', ['wamp.session.list']);
+   expect(pyList.includes(a.session.id) && pyList.includes(pid), `python: wamp.session.list ${show(pyList)}`);
+   return `count=${count}; JS get(python)=${show(info, 160)}; python get(JS) ok`;
+});
+
+scenario('meta_session_events_js', async (ctx) => {
+   const a = await join(ctx);
+   const joins = recorder();
+   const leaves = recorder();
+   await a.session.subscribe('wamp.session.on_join', joins.handler);
+   await a.session.subscribe('wamp.session.on_leave', leaves.handler);
+   const b = await join(ctx);
+   const bid = b.session.id;
+   const j = await joins.waitFor((e) => e.args[0] && e.args[0].session === bid, ctx.timeout, 'on_join of B');
+   expectSessionInfo('on_join details', j.args[0], bid);
+   await disconnect(b);
+   const l = await leaves.waitFor((e) => e.args[0] === bid, ctx.timeout, 'on_leave of B');
+   expectSame('on_leave args', l.args, [bid, l.args[1], 'anonymous']);
+   return `on_join ${show(j.args[0], 160)}; on_leave ${show(l.args)}`;
+});
+
+scenario('meta_session_events_py', async (ctx) => {
+   const a = await join(ctx);
+   await pySub(ctx, a, 'wamp.session.on_join');
+   await pySub(ctx, a, 'wamp.session.on_leave');
+   const b = await join(ctx);
+   const bid = b.session.id;
+   const joins = await pyEvents(ctx, a, 'wamp.session.on_join',
+      (e) => e.some((x) => x.args[0] && x.args[0].session === bid), 'on_join of the JS session');
+   expectSessionInfo('python: on_join details', joins.find((x) => x.args[0].session === bid).args[0], bid);
+   await disconnect(b);
+   const leaves = await pyEvents(ctx, a, 'wamp.session.on_leave',
+      (e) => e.some((x) => x.args[0] === bid), 'on_leave of the JS session');
+   const l = leaves.find((x) => x.args[0] === bid);
+   expectSame('python: on_leave args', l.args, [bid, l.args[1], 'anonymous']);
+   return `python saw on_join and on_leave of JS session ${bid}`;
+});
+
+function expectCreated(what, ev, sid, uri, match) {
+   expect(ev.args.length >= 2, `${what}: args ${show(ev.args)}`);
+   expectSame(`${what}: session`, ev.args[0], sid);
+   const d = ev.args[1];
+   expectSame(`${what}: details uri/match`, [d.uri, d.match], [uri, match]);
+   expect(typeof d.id === 'number' && typeof d.created === 'string', `${what}: details ${show(d)}`);
+   return d;
+}
+
+scenario('meta_subscription_js', async (ctx) => {
+   const [a, b, c] = await joinAll(ctx, 3);
+   const creates = recorder();
+   const subs = recorder();
+   await a.session.subscribe('wamp.subscription.on_create', creates.handler);
+   await a.session.subscribe('wamp.subscription.on_subscribe', subs.handler);
+   const topic = unique('meta.sub');
+   const sb = await b.session.subscribe(topic, () => {});
+   const cr = await creates.waitFor((e) => e.args[1] && e.args[1].uri === topic, ctx.timeout, 'on_create');
+   const d = expectCreated('on_create', cr, b.session.id, topic, 'exact');
+   expectSame('on_create details.id = the subscription id', d.id, sb.id);
+   await subs.waitFor((e) => e.args[0] === b.session.id && e.args[1] === sb.id, ctx.timeout, 'on_subscribe of B');
+   const sc = await c.session.subscribe(topic, () => {});
+   expectSame('second subscriber: same subscription id', sc.id, sb.id);
+   await subs.waitFor((e) => e.args[0] === c.session.id && e.args[1] === sb.id, ctx.timeout, 'on_subscribe of C');
+   expectSame('on_create events for the topic', creates.events.filter((e) => e.args[1].uri === topic).length, 1);
+   expectSame('wamp.subscription.lookup', await a.session.call('wamp.subscription.lookup', [topic]), sb.id);
+   expectSame('wamp.subscription.lookup (prefix)',
+      await a.session.call('wamp.subscription.lookup', [topic, { match: 'prefix' }]), null);
+   const subscribers = await a.session.call('wamp.subscription.list_subscribers', [sb.id]);
+   expectSame('wamp.subscription.list_subscribers', [...subscribers].sort(),
+      [b.session.id, c.session.id].sort());
+   return `on_create/on_subscribe, lookup=${sb.id}, list_subscribers=${show(subscribers)}`;
+});
+
+scenario('meta_subscription_py', async (ctx) => {
+   const a = await join(ctx);
+   const pid = await py(a, 'whoami');
+   const creates = recorder();
+   const subs = recorder();
+   await a.session.subscribe('wamp.subscription.on_create', creates.handler);
+   await a.session.subscribe('wamp.subscription.on_subscribe', subs.handler);
+   const topic = unique('meta.sub');
+   const sid = await pySub(ctx, a, topic);
+   const cr = await creates.waitFor((e) => e.args[1] && e.args[1].uri === topic, ctx.timeout, 'on_create');
+   expectSame('on_create details.id', expectCreated('on_create', cr, pid, topic, 'exact').id, sid);
+   await subs.waitFor((e) => e.args[0] === pid && e.args[1] === sid, ctx.timeout, 'on_subscribe of python');
+   expectSame('wamp.subscription.lookup', await a.session.call('wamp.subscription.lookup', [topic]), sid);
+   expectSame('python: wamp.subscription.lookup', await py(a, 'meta', ['wamp.subscription.lookup', topic]), sid);
+   await a.session.subscribe(topic, () => {});
+   const subscribers = await a.session.call('wamp.subscription.list_subscribers', [sid]);
+   expectSame('wamp.subscription.list_subscribers', [...subscribers].sort(), [pid, a.session.id].sort());
+   return `python's subscription ${sid}: on_create/on_subscribe, lookup, list_subscribers=${show(subscribers)}`;
+});
+
+scenario('meta_registration_js', async (ctx) => {
+   const [a, b] = await joinAll(ctx, 2);
+   const creates = recorder();
+   const regs = recorder();
+   await a.session.subscribe('wamp.registration.on_create', creates.handler);
+   await a.session.subscribe('wamp.registration.on_register', regs.handler);
+   const proc = unique('meta.reg');
+   const rb = await b.session.register(proc, () => 1);
+   const cr = await creates.waitFor((e) => e.args[1] && e.args[1].uri === proc, ctx.timeout, 'on_create');
+   expectSame('on_create details.id', expectCreated('on_create', cr, b.session.id, proc, 'exact').id, rb.id);
+   await regs.waitFor((e) => e.args[0] === b.session.id && e.args[1] === rb.id, ctx.timeout, 'on_register');
+   expectSame('wamp.registration.lookup', await a.session.call('wamp.registration.lookup', [proc]), rb.id);
+   const got = await a.session.call('wamp.registration.get', [rb.id]);
+   expectSame('wamp.registration.get', [got.id, got.uri, got.match, got.invoke], [rb.id, proc, 'exact', 'single']);
+   await expectWampError(a.session.call('wamp.registration.get', [UNKNOWN_ID]), 'wamp.error.no_such_registration',
+      'wamp.registration.get of an unknown id');
+   return `on_create/on_register, lookup, get=${show(got)}`;
+});
+
+scenario('meta_registration_py', async (ctx) => {
+   const a = await join(ctx);
+   const pid = await py(a, 'whoami');
+   const creates = recorder();
+   const regs = recorder();
+   await a.session.subscribe('wamp.registration.on_create', creates.handler);
+   await a.session.subscribe('wamp.registration.on_register', regs.handler);
+   const proc = unique('meta.reg');
+   const rid = await pyRegister(ctx, a, proc, { invoke: 'roundrobin' });
+   const cr = await creates.waitFor((e) => e.args[1] && e.args[1].uri === proc, ctx.timeout, 'on_create');
+   const d = expectCreated('on_create', cr, pid, proc, 'exact');
+   expectSame('on_create details id/invoke', [d.id, d.invoke], [rid, 'roundrobin']);
+   await regs.waitFor((e) => e.args[0] === pid && e.args[1] === rid, ctx.timeout, 'on_register of python');
+   expectSame('wamp.registration.lookup', await a.session.call('wamp.registration.lookup', [proc]), rid);
+   const got = await a.session.call('wamp.registration.get', [rid]);
+   expectSame('wamp.registration.get', [got.id, got.uri, got.match, got.invoke], [rid, proc, 'exact', 'roundrobin']);
+   const pyGot = await py(a, 'meta', ['wamp.registration.lookup', proc]);
+   expectSame('python: wamp.registration.lookup', pyGot, rid);
+   return `python's registration ${rid}: on_create/on_register, lookup, get=${show(got)}`;
+});
+
+scenario('meta_testament_js', async (ctx) => {
+   const [a, b, c] = await joinAll(ctx, 3);
+   const topic = unique('testament');
+   const r = recorder();
+   await a.session.subscribe(topic, r.handler);
+   await b.session.call('wamp.session.add_testament', [topic, ['b-left', b.session.id], { k: 'v' }]);
+   await c.session.call('wamp.session.add_testament', [topic, ['c-lost', c.session.id], {}]);
+   const bid = b.session.id;
+   const cid = c.session.id;
+   await disconnect(b); // GOODBYE
+   const eb = await r.waitFor(labelled('b-left'), ctx.timeout, 'testament of B (GOODBYE)');
+   expectSame('testament of B', [eb.args, eb.kwargs], [['b-left', bid], { k: 'v' }]);
+   c.transport.close(1000, 'dropped'); // the transport goes away without GOODBYE
+   const ec = await r.waitFor(labelled('c-lost'), ctx.timeout, 'testament of C (transport closed)');
+   expectSame('testament of C', ec.args, ['c-lost', cid]);
+   expectSame('events', r.labels(), ['b-left', 'c-lost']);
+   return 'testaments published after a GOODBYE and after a transport close';
+});
+
+scenario('meta_testament_py', async (ctx) => {
+   const a = await join(ctx);
+   const b = await join(ctx);
+   const topic = unique('testament');
+   await pySub(ctx, a, topic);
+   const bid = b.session.id;
+   await b.session.call('wamp.session.add_testament', [topic, ['b-left', bid], { k: 'v' }]);
+   await disconnect(b);
+   const evs = await pyEvents(ctx, a, topic, (e) => e.length >= 1, 'the testament');
+   expectSame('python: testament event', [evs[0].args, evs[0].kwargs], [['b-left', bid], { k: 'v' }]);
+   return `python got the testament of JS session ${bid}`;
+});
+
+// -- large payloads --------------------------------------------------------------------
+
+const MIB = 1024 * 1024;
+const sha256 = (data) => crypto.createHash('sha256').update(data).digest('hex');
+
+function bigString() {
+   return crypto.randomBytes(MIB / 2).toString('hex'); // 1 MiB of ASCII
+}
+
+scenario('large_string_call_py', async (ctx) => {
+   const a = await join(ctx);
+   const s = bigString();
+   const t0 = Date.now();
+   const back = await a.session.call(PY + 'echo', [s]);
+   const ms = Date.now() - t0;
+   expect(typeof back === 'string', `echo of 1 MiB string returned ${show(back)}`);
+   expect(back === s, `1 MiB string changed on the way (length ${back.length})`);
+   const d = await py(a, 'digest', [s]);
+   expectSame('what python received', d, [{ type: 'str', len: MIB, sha256: sha256(s) }]);
+   return `1 MiB string echoed by python in ${ms} ms; python's sha256 matches`;
+});
+
+scenario('large_string_call_js', async (ctx) => {
+   const [a, b] = await joinAll(ctx, 2);
+   const proc = unique('echo');
+   await b.session.register(proc, (args) => args[0]);
+   const s = bigString();
+   const t0 = Date.now();
+   const back = await a.session.call(proc, [s]);
+   expect(typeof back === 'string' && back === s, `1 MiB string changed on the way: ${show(back, 80)}`);
+   return `1 MiB string echoed by autobahn-js in ${Date.now() - t0} ms`;
+});
+
+scenario('large_binary_call_py', async (ctx) => {
+   const skip = rawsocketNoBinary(ctx);
+   if (skip) return { skip };
+   const a = await join(ctx);
+   const buf = crypto.randomBytes(MIB);
+   buf[0] = 0;
+   const t0 = Date.now();
+   const back = await a.session.call(PY + 'echo', [buf]);
+   const ms = Date.now() - t0;
+   expect(isBytes(back), `echo of 1 MiB bytes returned ${show(back, 80)}`);
+   expect(toBuffer(back).equals(buf), `1 MiB bytes changed on the way (length ${toBuffer(back).length})`);
+   const d = await py(a, 'digest', [buf]);
+   expectSame('what python received', d, [{ type: 'bytes', len: MIB, sha256: sha256(buf) }]);
+   return `1 MiB bytes echoed by python in ${ms} ms; python got bytes with the same sha256`;
+});
+
+scenario('large_binary_call_js', async (ctx) => {
+   const skip = rawsocketNoBinary(ctx);
+   if (skip) return { skip };
+   const [a, b] = await joinAll(ctx, 2);
+   const proc = unique('echo');
+   const seen = [];
+   await b.session.register(proc, (args) => {
+      seen.push(isBytes(args[0]) ? toBuffer(args[0]).length : show(args[0], 40));
+      return args[0];
+   });
+   const buf = crypto.randomBytes(MIB);
+   buf[0] = 0;
+   const t0 = Date.now();
+   const back = await a.session.call(proc, [buf]);
+   expect(isBytes(back) && toBuffer(back).equals(buf), `1 MiB bytes changed on the way: ${show(back, 80)}`);
+   expectSame('what the JS callee received', seen, [MIB]);
+   return `1 MiB bytes echoed by autobahn-js in ${Date.now() - t0} ms`;
+});
+
+// --------------------------------------------------------------------------------------
 // runner
 // --------------------------------------------------------------------------------------
 
-function emit(target, name, result, detail, wireLines) {
+function emit(target, name, result, detail, wireLines, ms) {
    const line = {
       client: CLIENT,
       transport: target.transport,
@@ -643,6 +1607,7 @@ function emit(target, name, result, detail, wireLines) {
       result,
       detail,
    };
+   if (ms !== undefined) line.ms = ms;
    if (wireLines && wireLines.length) line.wire = wireLines;
    process.stdout.write(JSON.stringify(line) + '\n');
 }
@@ -653,9 +1618,14 @@ async function runScenario(sc, target, opts) {
       realm: opts.realm,
       authRealm: opts.authRealm,
       timeout: opts.timeout,
+      // how long to wait for something the router must do at once (an ERROR after a
+      // CANCEL, say) before calling it missing
+      quick: Math.min(opts.timeout, 1.5),
       conns: [],
+      cleanups: [],
    };
    wire = [];
+   const t0 = Date.now();
    let result;
    let detail;
    try {
@@ -671,8 +1641,15 @@ async function runScenario(sc, target, opts) {
       result = 'FAIL';
       detail = e instanceof Error ? e.message : `rejected with ${show(e)}`;
    }
+   for (const fn of ctx.cleanups.reverse()) {
+      try {
+         await withTimeout(Promise.resolve().then(fn), 3, 'cleanup');
+      } catch (e) {
+         log(`${sc.name}: cleanup failed:`, e.message || show(e));
+      }
+   }
    for (const h of ctx.conns) await disconnect(h);
-   emit(target, sc.name, result, detail, result === 'FAIL' ? wire.slice() : null);
+   emit(target, sc.name, result, detail, result === 'FAIL' ? wire.slice() : null, Date.now() - t0);
    return result;
 }
 
