@@ -75,7 +75,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 
 from wamp_router.config.model import (
     MIB,
@@ -85,8 +85,10 @@ from wamp_router.config.model import (
     CraPrincipal,
     Endpoint,
     Heartbeat,
+    Limits,
     Listener,
     MatchPolicy,
+    Metrics,
     NodeConfig,
     Permission,
     Realm,
@@ -119,7 +121,10 @@ MATCH_POLICIES: tuple[str, ...] = ("exact", "prefix", "wildcard")
 URI_CHECKS: tuple[str, ...] = ("loose", "strict")
 AUTH_METHODS: tuple[str, ...] = ("anonymous", "ticket", "wampcra")
 
-_ROOT_KEYS = ("listeners", "realms")
+_ROOT_KEYS = ("listeners", "realms", "metrics")
+_METRICS_KEYS = ("endpoint", "path", "health_path")
+_LIMITS_KEYS = ("max_send_buffer", "max_sessions", "max_message_rate", "message_burst",
+                "rate_limit_action")
 _LISTENER_KEYS = (
     "transport",
     "endpoint",
@@ -128,12 +133,13 @@ _LISTENER_KEYS = (
     "max_message_size",
     "heartbeat",
     "auth",
+    "limits",
 )
 _HEARTBEAT_KEYS = ("interval", "timeout")
 _ANONYMOUS_KEYS = ("role", "realms")
 _TICKET_KEYS = ("authid", "ticket", "role", "realm")
 _CRA_KEYS = ("authid", "secret", "role", "realm", "salt", "iterations", "keylen")
-_REALM_KEYS = ("name", "uri_check", "roles")
+_REALM_KEYS = ("name", "uri_check", "roles", "max_sessions")
 _ROLE_KEYS = ("name", "permissions", "disclose")
 _DISCLOSE_KEYS = ("caller", "publisher")
 _PERMISSION_KEYS = ("uri", "match", "allow")
@@ -520,7 +526,43 @@ def _parse_root(ctx: _Ctx, data: dict[str, Any]) -> NodeConfig:
     index = _index_realms(data.get("realms"))
     listeners = _parse_listeners(root, index)
     realms = _parse_realms(root)
-    return NodeConfig(listeners=listeners, realms=realms, source=ctx.source)
+    metrics = _parse_metrics(root)
+    return NodeConfig(listeners=listeners, realms=realms, source=ctx.source, metrics=metrics)
+
+
+def _parse_metrics(root: _Table) -> Metrics | None:
+    table = root.table("metrics")
+    if table is None:
+        return None
+    table.check_keys(_METRICS_KEYS)
+    endpoint = _parse_endpoint(table)
+    paths = []
+    for key, default in (("path", "/metrics"), ("health_path", "/health")):
+        path = table.string(key)
+        if path is not None and not path.startswith("/"):
+            table.error(key, f'path {_q(path)} must start with "/"')
+        paths.append(path or default)
+    return Metrics(endpoint=endpoint or TcpEndpoint("", 0), path=paths[0], health_path=paths[1])
+
+
+def _parse_limits(table: _Table) -> Limits:
+    limits = table.table("limits")
+    if limits is None:
+        return Limits()
+    limits.check_keys(_LIMITS_KEYS)
+    default = Limits()
+    buffer = limits.integer("max_send_buffer", 64 * 1024)
+    sessions = limits.integer("max_sessions", 0)
+    rate = limits.seconds("max_message_rate")  # a number >= 0, like seconds
+    burst = limits.integer("message_burst", 0)
+    action = limits.choice("rate_limit_action", ("close", "error"), "rate limit action")
+    return Limits(
+        max_send_buffer=default.max_send_buffer if buffer is None else buffer,
+        max_sessions=sessions or 0,
+        max_message_rate=rate or 0.0,
+        message_burst=burst or 0,
+        rate_limit_action=cast(Literal["close", "error"], action or "close"),
+    )
 
 
 def _parse_listeners(root: _Table, index: _RealmIndex) -> tuple[Listener, ...]:
@@ -634,6 +676,7 @@ def _parse_listener(table: _Table, endpoint: Endpoint | None, index: _RealmIndex
         max_message_size=_parse_max_message_size(table, transport),
         heartbeat=_parse_heartbeat(table, transport),
         auth=_parse_auth(table, index),
+        limits=_parse_limits(table),
     )
 
 
@@ -850,6 +893,7 @@ def _parse_realm(table: _Table, seen: dict[str, str]) -> Realm:
         name=name or "",
         roles=_parse_roles(table, name or "", strict=uri_check == "strict"),
         uri_check=cast(UriCheck, uri_check or "loose"),
+        max_sessions=table.integer("max_sessions", 0) or 0,
     )
 
 

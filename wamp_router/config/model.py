@@ -54,6 +54,7 @@ class Realm:
     name: str
     roles: tuple[Role, ...] = ()
     uri_check: UriCheck = "loose"
+    max_sessions: int = 0  # 0 = unlimited
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +129,24 @@ Endpoint: TypeAlias = TcpEndpoint | UnixEndpoint
 
 
 @dataclass(frozen=True, slots=True)
+class Limits:
+    """Per-listener protection against slow and abusive peers.
+
+    ``max_send_buffer``: bytes queued for a peer that does not read before it is
+    dropped as a slow consumer; ``max_sessions``: concurrent connections (0 =
+    unlimited); ``max_message_rate``: messages per second per session (0 = no
+    limit) with bursts up to ``message_burst``; ``rate_limit_action``: "close"
+    the session (ABORT) or answer each excess request with an "error".
+    """
+
+    max_send_buffer: int = 8 * MIB
+    max_sessions: int = 0
+    max_message_rate: float = 0.0
+    message_burst: int = 0
+    rate_limit_action: Literal["close", "error"] = "close"
+
+
+@dataclass(frozen=True, slots=True)
 class Listener:
     """One listening transport and what it accepts."""
 
@@ -138,6 +157,16 @@ class Listener:
     max_message_size: int = 16 * MIB
     heartbeat: Heartbeat = Heartbeat()
     auth: Auth = Auth(anonymous=AnonymousAuth())
+    limits: Limits = Limits()
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    """The operator's HTTP endpoint: Prometheus metrics and a health check."""
+
+    endpoint: Endpoint
+    path: str = "/metrics"
+    health_path: str = "/health"
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,3 +176,4 @@ class NodeConfig:
     listeners: tuple[Listener, ...]
     realms: tuple[Realm, ...]
     source: str = field(default="<embedded default>", compare=False)
+    metrics: Metrics | None = None

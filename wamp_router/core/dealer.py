@@ -43,6 +43,7 @@ from .messages import (
     Yield,
 )
 from .session import Session
+from .stats import Stats
 from .urimap import UriMap
 
 TIMEOUT = "wamp.error.timeout"
@@ -83,9 +84,10 @@ def _error_to_caller(p: Pending, uri: str, message: str) -> Send:
 
 
 class Dealer:
-    def __init__(self, rng: RandomSource, emit: Emit) -> None:
+    def __init__(self, rng: RandomSource, emit: Emit, stats: Stats | None = None) -> None:
         self._rng = rng
         self._emit = emit
+        self._stats = stats or Stats()
         self._ids = SequentialIds()
         self._map: UriMap[Registration] = UriMap()
         self._by_id: dict[int, Registration] = {}
@@ -168,7 +170,8 @@ class Dealer:
         if callee is None:
             raise WampError(NO_AVAILABLE_CALLEE, f"every callee of {msg.procedure!r} is at its "
                             "concurrency limit")
-        pending = Pending(session.conn, msg.request, callee.session.conn, 0, reg, callee, call=msg)
+        pending = Pending(session.conn, msg.request, callee.session.conn, 0, reg, callee, call=msg,
+                          started=now)
         if disclose:
             pending.caller_identity = (session.session_id, session.authid, session.authrole)
         if options:
@@ -272,7 +275,7 @@ class Dealer:
                 finished.clear()
             finished.add(p.caller_request)
 
-    def yield_(self, session: Session, msg: Yield) -> list[Effect]:
+    def yield_(self, session: Session, msg: Yield, now: float = 0.0) -> list[Effect]:
         p = self.calls.by_invocation(session.conn, msg.request)
         if p is None:
             return []  # unknown or abandoned invocation: ignored, as the spec says
@@ -282,15 +285,19 @@ class Dealer:
             return [Send(p.caller, Result(p.caller_request, {"progress": True},
                                           msg.args, msg.kwargs))]
         self._finish(p)
+        if now:
+            self._stats.call_finished(now - p.started)
         return [Send(p.caller, Result(p.caller_request, {}, msg.args, msg.kwargs))]
 
-    def error(self, session: Session, msg: Error) -> list[Effect]:
+    def error(self, session: Session, msg: Error, now: float = 0.0) -> list[Effect]:
         p = self.calls.by_invocation(session.conn, msg.request)
         if p is None:
             return []
         if msg.error == UNAVAILABLE and p.state is CallState.ACTIVE and not p.streaming:
             return self._reroute(p)
         self._finish(p)
+        if now:
+            self._stats.call_finished(now - p.started)
         return [Send(p.caller, Error(Call.TYPE, p.caller_request, {}, msg.error,
                                      msg.args, msg.kwargs))]
 

@@ -35,6 +35,7 @@ class Pending:
     caller_identity: tuple[int, str, str] | None = None  # disclosed to the callee
     caller_finished: Any = None  # the caller's set of completed progressive call ids
     tried: list[int] = field(default_factory=list)  # callee conns that answered "unavailable"
+    started: float = 0.0  # when the CALL arrived (call latency)
 
 
 class InvocationTable:

@@ -34,6 +34,7 @@ from .messages import (
 )
 from .meta import Meta, session_info
 from .session import Session
+from .stats import Stats
 from .uri import is_valid_pattern, is_valid_uri
 
 KillSession = Callable[[Session, str, "str | None"], list[Effect]]
@@ -42,14 +43,14 @@ _MATCH_POLICIES = ("exact", "prefix", "wildcard")
 
 
 class Realm:
-    def __init__(self, config: RealmConfig, rng: RandomSource) -> None:
+    def __init__(self, config: RealmConfig, rng: RandomSource, stats: Stats | None = None) -> None:
         self.name = config.name
         self.config = config
         self.uri_check = config.uri_check
         self.authorizer = Authorizer(config.roles)
         self.roles = {role.name: role for role in config.roles}
         self.broker = Broker(rng, self.emit, self._may_receive)
-        self.dealer = Dealer(rng, self.emit)
+        self.dealer = Dealer(rng, self.emit, stats)
         self.meta = Meta(self)
         self.sessions: dict[int, Session] = {}  # session id -> session
         self.kill_session: KillSession | None = None  # set by the router
@@ -202,14 +203,14 @@ class Realm:
         return self.dealer.unregister(session, msg)
 
     def _yield(self, session: Session, msg: Yield, now: float) -> list[Effect]:
-        return self.dealer.yield_(session, msg)
+        return self.dealer.yield_(session, msg, now)
 
     def _error(self, session: Session, msg: Error, now: float) -> list[Effect]:
         if msg.request_type != Invocation.TYPE:
             raise ProtocolViolation(
                 f"ERROR for request type {msg.request_type}: a client may only answer INVOCATION"
             )
-        return self.dealer.error(session, msg)
+        return self.dealer.error(session, msg, now)
 
 
 def error_reply(session: Session, msg: Message, exc: WampError) -> Send:

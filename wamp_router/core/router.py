@@ -31,10 +31,13 @@ from .errors import (
     WampError,
 )
 from .features import CLIENT_ROLES, router_roles
+
+TOO_MANY_SESSIONS = "router.error.too_many_sessions"
 from .ids import RandomSource, SequentialIds, global_id
 from .messages import Abort, Authenticate, Challenge, Goodbye, Hello, Message, Welcome
 from .realm import Realm, error_reply
 from .session import Session, State, TransportInfo
+from .stats import Stats
 from .uri import is_valid_uri
 
 
@@ -53,7 +56,8 @@ def build_authenticators(listener: Listener) -> list[Authenticator]:
 class Router:
     def __init__(self, config: NodeConfig, rng: RandomSource) -> None:
         self._rng = rng
-        self.realms: dict[str, Realm] = {r.name: Realm(r, rng) for r in config.realms}
+        self.stats = Stats()
+        self.realms: dict[str, Realm] = {r.name: Realm(r, rng, self.stats) for r in config.realms}
         for realm in self.realms.values():
             realm.kill_session = self._kill
         self.conns: dict[int, Session] = {}
@@ -139,6 +143,15 @@ class Router:
             effects.extend(realm.on_timer(now))
         return effects
 
+    def abort(self, conn: int, reason: str, message: str) -> list[Effect]:
+        """End a connection's session from the router side with ABORT (limits)."""
+        session = self.conns.get(conn)
+        if session is None or session.state is State.CLOSED:
+            return []
+        effects = self._leave(session)
+        effects.extend(self._abort(session, reason, message))
+        return effects
+
     def shutdown(self) -> list[Effect]:
         effects: list[Effect] = []
         for session in list(self.conns.values()):
@@ -204,6 +217,10 @@ class Router:
                 return self._abort(session, "wamp.error.invalid_uri",
                                    f"invalid realm URI {msg.realm!r}")
             return self._abort(session, NO_SUCH_REALM, f"no realm {msg.realm!r} on this router")
+        limit = realm.config.max_sessions
+        if limit and len(realm.sessions) >= limit:
+            return self._abort(session, TOO_MANY_SESSIONS,
+                               f"realm {realm.name!r} is at its max_sessions limit ({limit})")
         offered = msg.details.get("authmethods") or ["anonymous"]
         available = [a for a in self._authenticators(session) if a.applies_to(realm.name)]
         chosen = next((a for m in offered for a in available if a.method == m), None)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any
 
-from twisted.internet.protocol import Protocol
+from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 
 from ..config.model import Listener
@@ -110,15 +110,36 @@ class WampProtocolBase(Protocol):
     max_out = 1 << 62
     transport: Any  # ITransport; typed loosely (zope interfaces confuse mypy)
 
-    def __init__(self, driver: Driver, listener: Listener, clock: Any) -> None:
+    def __init__(self, driver: Driver, listener: Listener, clock: Any,
+                 factory: WampFactory | None = None) -> None:
         self.driver = driver
         self.listener = listener
         self.clock = clock
+        self.owner = factory
         self.heartbeat = Heartbeat(self, clock, listener.heartbeat.interval,
                                    listener.heartbeat.timeout)
         self._closing = False
         self._out: list[bytes] = []
         self._direct = False  # may bypass Twisted's write buffer (real TCP/Unix sockets)
+        limits = listener.limits
+        self.rate_limit_action: str = limits.rate_limit_action
+        self._rate = limits.max_message_rate
+        self._burst = float(limits.message_burst or max(1, int(limits.max_message_rate)))
+        self._tokens = self._burst
+        self._stamp = 0.0
+        self._max_buffer = limits.max_send_buffer
+
+    def rate_limited(self) -> bool:
+        """Token bucket: True when this message is over ``max_message_rate``."""
+        if not self._rate:
+            return False
+        now = self.clock.seconds()
+        self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
+        self._stamp = now
+        if self._tokens < 1.0:
+            return True
+        self._tokens -= 1.0
+        return False
 
     def makeConnection(self, transport: Any) -> None:
         self._direct = all(hasattr(transport, name) for name in (
@@ -135,6 +156,24 @@ class WampProtocolBase(Protocol):
 
     def start_opening_timer(self) -> None:
         self.heartbeat.start()
+
+    def over_capacity(self) -> bool:
+        """Count this connection; True (and refuse it) when over ``max_sessions``."""
+        if self.owner is None:
+            return False
+        self.owner.open_connections += 1
+        limit = self.listener.limits.max_sessions
+        if limit and self.owner.open_connections > limit:
+            log.info("rejected peer={peer} reason=max_sessions limit={limit}",
+                     peer=self.peer, limit=limit)
+            self.driver.stats.rejected_connections += 1
+            self.refuse_overload()
+            return True
+        return False
+
+    def refuse_overload(self) -> None:
+        """Tell the peer the listener is full (transport specific), then close."""
+        raise NotImplementedError
 
     def joined(self) -> bool:
         return bool(self.cid) and self.driver.established(self.cid)
@@ -173,6 +212,18 @@ class WampProtocolBase(Protocol):
                 return
             data = data[sent:]
         t.write(data)
+        if self._direct:
+            buffered = len(t.dataBuffer) - t.offset + t._tempDataLen
+            if buffered > self._max_buffer:
+                self.slow_consumer(buffered)
+
+    def slow_consumer(self, buffered: int) -> None:
+        """The peer does not read fast enough: drop it instead of growing memory."""
+        log.info("dropped peer={peer} reason=slow_consumer buffered={buffered}",
+                 peer=self.peer, buffered=buffered)
+        self.driver.stats.slow_consumers += 1
+        self._closing = True
+        self.transport.abortConnection()
 
     def send_ping(self) -> bool:
         """Send a ping if the connection is open; False if it is not."""
@@ -197,8 +248,26 @@ class WampProtocolBase(Protocol):
         self.transport.loseConnection()
 
     def connectionLost(self, reason: Any = None) -> None:
+        if self.owner is not None:
+            self.owner.open_connections -= 1
         self.heartbeat.stop()
         self._closing = True
         if self.cid:
             cid, self.cid = self.cid, 0
             self.driver.detach(cid)
+
+
+class WampFactory(Factory):
+    """Builds the protocol of one listener and counts its open connections."""
+
+    noisy = False
+    protocol_class: type[WampProtocolBase] = WampProtocolBase
+
+    def __init__(self, driver: Driver, listener: Listener, clock: Any) -> None:
+        self.driver = driver
+        self.listener = listener
+        self.clock = clock
+        self.open_connections = 0
+
+    def buildProtocol(self, addr: Any) -> WampProtocolBase:
+        return self.protocol_class(self.driver, self.listener, self.clock, self)

@@ -19,12 +19,27 @@ from ..config.model import NodeConfig
 from ..core import codec
 from ..core.effects import Broadcast, Close, Effect, Send, Timer
 from ..core.errors import PAYLOAD_SIZE_EXCEEDED, ProtocolViolation
-from ..core.messages import Call, Error, Event, Invocation, Message, Result
+from ..core.messages import (
+    Call,
+    Error,
+    Event,
+    Invocation,
+    Message,
+    Publish,
+    Register,
+    Result,
+    Subscribe,
+    Unregister,
+    Unsubscribe,
+)
 from ..core.router import Router
 from ..core.session import State, TransportInfo
 from ..wire.serializers import DecodeError, EncodeError, Serializer
 
 log = Logger(namespace="wamp_router")
+
+RATE_LIMIT_EXCEEDED = "router.error.rate_limit_exceeded"
+_REQUESTS = (Call, Publish, Subscribe, Unsubscribe, Register, Unregister)
 
 
 class Connection(Protocol):
@@ -42,11 +57,16 @@ class Connection(Protocol):
 
     def close_after_send(self, reason: str) -> None: ...
 
+    rate_limit_action: str
+
+    def rate_limited(self) -> bool: ...
+
 
 class Driver:
     def __init__(self, config: NodeConfig, reactor: Any,
                  rng: random.Random | None = None) -> None:
         self.router = Router(config, rng or random.SystemRandom())
+        self.stats = self.router.stats
         self._reactor = reactor
         self._clock: Callable[[], float] = reactor.seconds
         self._timer: Any = None  # one IDelayedCall for the core's next deadline
@@ -100,6 +120,12 @@ class Driver:
         except Exception as exc:  # a decoder failing in a way it does not document
             self.protocol_violation(cid, f"undecodable message ({type(exc).__name__})")
             return
+        counts = self.stats.messages_in
+        code = msg.TYPE
+        counts[code] = counts.get(code, 0) + 1
+        if conn.rate_limited():
+            self._rate_limited(cid, conn, msg)
+            return
         try:
             effects = self.router.receive(cid, msg, self._clock())
         except Exception:
@@ -109,6 +135,22 @@ class Driver:
             return
         if effects:
             self.apply(effects)
+
+    def _rate_limited(self, cid: int, conn: Connection, msg: Message) -> None:
+        """A message over the listener's ``max_message_rate``."""
+        self.stats.rate_limited += 1
+        if conn.rate_limit_action == "error":
+            request = getattr(msg, "request", None)
+            if type(msg) in _REQUESTS and request is not None:
+                self.apply([Send(cid, Error(msg.TYPE, request, {}, RATE_LIMIT_EXCEEDED, [
+                    "too many messages: the listener's max_message_rate was exceeded"]))])
+            return
+        session = self.router.session(cid)
+        log.info("rejected peer={peer} reason=rate_limit_exceeded",
+                 peer=session.transport.peer if session else "?")
+        self.apply(self.router.abort(cid, RATE_LIMIT_EXCEEDED,
+                                     "too many messages: the listener's max_message_rate "
+                                     "was exceeded"))
 
     def protocol_violation(self, cid: int, reason: str) -> None:
         session = self.router.session(cid)
@@ -167,6 +209,12 @@ class Driver:
             self._too_large(cid, conn, msg, len(payload))
             return
         conn.write(conn.frame(payload))
+        counts = self.stats.messages_out
+        code = msg.TYPE
+        counts[code] = counts.get(code, 0) + 1
+        if code == 8 or code == 3:  # ERROR / ABORT: count by URI
+            uri = msg.error if code == 8 else msg.reason  # type: ignore[attr-defined]
+            self.stats.errors[uri] = self.stats.errors.get(uri, 0) + 1
 
     def _too_large(self, cid: int, conn: Connection, msg: Message, size: int) -> None:
         """A message larger than the peer accepts (RawSocket's announced maximum)."""
@@ -186,6 +234,8 @@ class Driver:
         encoded: dict[str, bytes | None] = {}
         framed: dict[Any, bytes] = {}
         conns = self._conns
+        counts = self.stats.messages_out
+        counts[msg.TYPE] = counts.get(msg.TYPE, 0) + len(cids)
         for cid in cids:
             conn = conns.get(cid)
             if conn is None:

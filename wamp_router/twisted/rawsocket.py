@@ -5,14 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.protocol import Factory
-
-from ..config.model import Listener
 from ..core.session import TransportInfo
 from ..wire import rawsocket as rs
 from ..wire.serializers import SERIALIZERS, Serializer
-from .base import WampProtocolBase, log
-from .driver import Driver
+from .base import WampFactory, WampProtocolBase, log
 
 
 class WampRawSocketProtocol(WampProtocolBase):
@@ -22,11 +18,16 @@ class WampRawSocketProtocol(WampProtocolBase):
     def connectionMade(self) -> None:
         self.start_opening_timer()
         self.keep_alive()
+        if self.over_capacity():
+            return
         self.rs = rs.RawSocketServer(serializers=self.listener.serializers,
                                      max_message_size=self.listener.max_message_size)
 
     def frame(self, payload: bytes) -> bytes:
         return rs.frame_message(payload)
+
+    def refuse_overload(self) -> None:
+        self.drop(b"\x7f\x40\x00\x00")  # handshake error 4: maximum connection count reached
 
     def send_ping(self) -> bool:
         if self.rs.state is not rs.RsState.OPEN:
@@ -45,6 +46,8 @@ class WampRawSocketProtocol(WampProtocolBase):
             self.write(out)
 
     def dataReceived(self, data: bytes) -> None:
+        if self._closing:
+            return
         self.heartbeat.alive = True
         for event in self.rs.receive_data(data):
             if type(event) is rs.Message:
@@ -73,13 +76,5 @@ class WampRawSocketProtocol(WampProtocolBase):
             self.drop(self.rs.data_to_send())
 
 
-class WampRawSocketFactory(Factory):
-    noisy = False
-
-    def __init__(self, driver: Driver, listener: Listener, clock: Any) -> None:
-        self.driver = driver
-        self.listener = listener
-        self.clock = clock
-
-    def buildProtocol(self, addr: Any) -> WampRawSocketProtocol:
-        return WampRawSocketProtocol(self.driver, self.listener, self.clock)
+class WampRawSocketFactory(WampFactory):
+    protocol_class = WampRawSocketProtocol

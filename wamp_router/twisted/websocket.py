@@ -8,14 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.protocol import Factory
-
-from ..config.model import Listener
 from ..core.session import TransportInfo
 from ..wire import websocket as ws
 from ..wire.serializers import BY_SUBPROTOCOL, SERIALIZERS, Serializer
-from .base import WampProtocolBase, log
-from .driver import Driver
+from .base import WampFactory, WampProtocolBase, log
 
 
 class WampWebSocketProtocol(WampProtocolBase):
@@ -25,12 +21,19 @@ class WampWebSocketProtocol(WampProtocolBase):
     def connectionMade(self) -> None:
         self.start_opening_timer()
         self.keep_alive()
+        if self.over_capacity():
+            return
         protocols = [SERIALIZERS[name].subprotocol for name in self.listener.serializers]
         self.ws = ws.WebSocketServer(path=self.listener.path, subprotocols=protocols,
                                      max_message_size=self.listener.max_message_size)
 
     def frame(self, payload: bytes) -> bytes:
         return ws.frame_message(payload, self.serializer.binary)
+
+    def refuse_overload(self) -> None:
+        body = b"the listener is at its max_sessions limit\n"
+        self.drop(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+                  b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
 
     def send_ping(self) -> bool:
         if self.ws.state is not ws.WsState.OPEN:
@@ -51,6 +54,8 @@ class WampWebSocketProtocol(WampProtocolBase):
             self.write(out)
 
     def dataReceived(self, data: bytes) -> None:
+        if self._closing:
+            return
         self.heartbeat.alive = True
         events = self.ws.receive_data(data)
         for event in events:
@@ -85,13 +90,5 @@ class WampWebSocketProtocol(WampProtocolBase):
         self.cid = self.driver.attach(self, info)
 
 
-class WampWebSocketFactory(Factory):
-    noisy = False
-
-    def __init__(self, driver: Driver, listener: Listener, clock: Any) -> None:
-        self.driver = driver
-        self.listener = listener
-        self.clock = clock
-
-    def buildProtocol(self, addr: Any) -> WampWebSocketProtocol:
-        return WampWebSocketProtocol(self.driver, self.listener, self.clock)
+class WampWebSocketFactory(WampFactory):
+    protocol_class = WampWebSocketProtocol
