@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -24,6 +25,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--check-config", metavar="FILE",
                    help="validate a config file, print the problems, exit (0 = valid)")
     p.add_argument("--log-level", choices=LEVELS, default="info")
+    p.add_argument("--log-format", choices=("text", "json"), default="text",
+                   help="log lines as key=value text or as JSON objects")
     p.add_argument("--version", action="version", version=f"wamp-router {__version__}")
     return p.parse_args(argv)
 
@@ -50,17 +53,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = _load(args.config)
     if config is None:
         return 2
-    return run(config, args.log_level)
+    return run(config, args.log_level, args.log_format, args.config)
 
 
-def run(config: NodeConfig, level: str) -> int:
+def _reload(node: Any, path: str | None) -> None:
+    """SIGHUP: load the config file again; apply it, or keep the old one."""
+    from .twisted.base import log
+
+    if path is None:
+        log.warn("config reload requested, but the router runs the embedded default config")
+        return
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        for issue in exc.errors:
+            log.error("config reload rejected: {issue}", issue=str(issue))
+        log.error("config reload rejected: keeping the running config")
+        return
+    except OSError as exc:
+        log.error("config reload rejected: cannot read {path}: {err}", path=path,
+                  err=exc.strerror)
+        return
+    node.reload(config)
+
+
+def run(config: NodeConfig, level: str, fmt: str = "text", path: str | None = None) -> int:
     from twisted.internet import reactor as _reactor
 
     from .twisted.logging import start_logging
     from .twisted.service import RouterNode
 
     reactor: Any = _reactor
-    start_logging(level)
+    start_logging(level, fmt)
     node = RouterNode(config, reactor)
     status: dict[str, Any] = {"code": 0}
 
@@ -71,5 +95,8 @@ def run(config: NodeConfig, level: str) -> int:
 
     reactor.callWhenRunning(lambda: node.start().addErrback(failed))
     reactor.addSystemEventTrigger("before", "shutdown", node.stop)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP,
+                      lambda *_: reactor.callFromThread(_reload, node, path))
     reactor.run()
     return int(status["code"])

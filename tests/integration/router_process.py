@@ -29,6 +29,8 @@ class RouterProcess:
     ws_urls: list[str] = field(default_factory=list)
     raw_addrs: list[str] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
+    metrics_url: str = ""
+    config_path: str = ""
 
     @property
     def ws_url(self) -> str:
@@ -48,6 +50,16 @@ class RouterProcess:
 
     def output(self) -> str:
         return "\n".join(self.lines)
+
+    def wait_for_line(self, fragment: str, timeout: float = 10) -> str:
+        """The first output line containing ``fragment`` (waits for it)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if fragment in line:
+                    return line
+            time.sleep(0.02)
+        raise AssertionError(f"no line with {fragment!r} in the router output:\n{self.output()}")
 
 
 def interop_config(unix_path: str | None = None) -> str:
@@ -74,7 +86,7 @@ def run_router(config_text: str, *, expect_listeners: int = 2,
             [sys.executable, "-m", "wamp_router", "--config", path, *extra_args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
         )
-        rp = RouterProcess(proc)
+        rp = RouterProcess(proc, config_path=path)
         threading.Thread(target=_reader, args=(rp,), daemon=True).start()
         try:
             _wait_listening(rp, expect_listeners)
@@ -89,7 +101,10 @@ def _wait_listening(rp: RouterProcess, n: int) -> None:
         found = [m for line in list(rp.lines) if (m := _LISTEN.search(line))]
         if len(found) >= n:
             for m in found:
-                (rp.ws_urls if m.group(1) == "websocket" else rp.raw_addrs).append(m.group(2))
+                if m.group(1) == "metrics":
+                    rp.metrics_url = m.group(2)
+                else:
+                    (rp.ws_urls if m.group(1) == "websocket" else rp.raw_addrs).append(m.group(2))
             return
         if rp.proc.poll() is not None:
             time.sleep(0.2)

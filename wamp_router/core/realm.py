@@ -67,6 +67,14 @@ class Realm:
             Error: self._error,
         }
 
+    def reconfigure(self, config: RealmConfig) -> None:
+        """New roles, permissions and limits from a reloaded config."""
+        self.config = config
+        self.uri_check = config.uri_check
+        self.authorizer = Authorizer(config.roles)
+        self.roles = {role.name: role for role in config.roles}
+        self._valid_uris.clear()
+
     # -- membership -------------------------------------------------------
     def emit(self, topic: str, args: list[Any]) -> list[Effect]:
         """Publish a meta event (no-op when nobody subscribed to anything matching)."""

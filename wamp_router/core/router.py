@@ -31,14 +31,14 @@ from .errors import (
     WampError,
 )
 from .features import CLIENT_ROLES, router_roles
-
-TOO_MANY_SESSIONS = "router.error.too_many_sessions"
 from .ids import RandomSource, SequentialIds, global_id
 from .messages import Abort, Authenticate, Challenge, Goodbye, Hello, Message, Welcome
 from .realm import Realm, error_reply
 from .session import Session, State, TransportInfo
 from .stats import Stats
 from .uri import is_valid_uri
+
+TOO_MANY_SESSIONS = "router.error.too_many_sessions"
 
 
 def build_authenticators(listener: Listener) -> list[Authenticator]:
@@ -62,6 +62,8 @@ class Router:
             realm.kill_session = self._kill
         self.conns: dict[int, Session] = {}
         self._auth_by_listener: dict[int, list[Authenticator]] = {}
+        # (event, session) for the adapters' log: "join" / "leave"; they drain it
+        self.journal: list[tuple[str, Session]] = []
 
     # -- connections ------------------------------------------------------
     def open(self, conn: int, transport: TransportInfo) -> None:
@@ -79,6 +81,7 @@ class Router:
         if session.state in (State.ESTABLISHED, State.CLOSING) and session.realm is not None:
             realm: Realm = session.realm
             session.realm = None
+            self.journal.append(("leave", session))
             return realm.leave(session)
         return []
 
@@ -141,6 +144,32 @@ class Router:
         effects: list[Effect] = []
         for realm in self.realms.values():
             effects.extend(realm.on_timer(now))
+        return effects
+
+    def reconfigure(self, config: NodeConfig) -> list[Effect]:
+        """Apply a reloaded config: realms added, changed or removed. Sessions the
+        new config still allows stay; those that lost their realm or role get
+        GOODBYE with the reason. New authentication settings apply to new joins."""
+        effects: list[Effect] = []
+        new = {r.name: r for r in config.realms}
+        for name, realm in list(self.realms.items()):
+            if name not in new:
+                for s in list(realm.sessions.values()):
+                    effects.extend(self._kill(s, NO_SUCH_REALM, f"realm {name!r} was removed "
+                                              "by a configuration reload"))
+                del self.realms[name]
+                continue
+            realm.reconfigure(new[name])
+            for s in list(realm.sessions.values()):
+                if not realm.authorizer.has_role(s.authrole):
+                    effects.extend(self._kill(s, NO_SUCH_ROLE, f"role {s.authrole!r} was removed "
+                                              f"from realm {name!r} by a configuration reload"))
+        for name, realm_config in new.items():
+            if name not in self.realms:
+                realm = Realm(realm_config, self._rng, self.stats)
+                realm.kill_session = self._kill
+                self.realms[name] = realm
+        self._auth_by_listener.clear()
         return effects
 
     def abort(self, conn: int, reason: str, message: str) -> list[Effect]:
@@ -254,7 +283,9 @@ class Router:
         return self._welcome(session, outcome)
 
     def _welcome(self, session: Session, accept: Accept) -> list[Effect]:
-        realm = self.realms[session.realm_name]
+        realm = self.realms.get(session.realm_name)
+        if realm is None:  # removed by a reload while the session was authenticating
+            return self._abort(session, NO_SUCH_REALM, f"no realm {session.realm_name!r}")
         if not realm.authorizer.has_role(accept.authrole):
             return self._abort(session, NO_SUCH_ROLE,
                                f"role {accept.authrole!r} does not exist on realm {realm.name!r}")
@@ -276,6 +307,7 @@ class Router:
             details["authextra"] = accept.authextra
         effects: list[Effect] = [Send(session.conn, Welcome(session.session_id, details))]
         effects.extend(realm.join(session))
+        self.journal.append(("join", session))
         return effects
 
     def _peer_goodbye(self, session: Session) -> list[Effect]:

@@ -144,7 +144,7 @@ class WampProtocolBase(Protocol):
     def makeConnection(self, transport: Any) -> None:
         self._direct = all(hasattr(transport, name) for name in (
             "writeSomeData", "_tempDataBuffer", "dataBuffer", "connected"))
-        super().makeConnection(transport)  # type: ignore[no-untyped-call]
+        super().makeConnection(transport)
 
     def keep_alive(self) -> None:
         set_keep_alive = getattr(self.transport, "setTcpKeepAlive", None)
@@ -189,7 +189,7 @@ class WampProtocolBase(Protocol):
             return
         out = self._out
         if not out:
-            self.driver.mark_dirty(self)  # type: ignore[arg-type]
+            self.driver.mark_dirty(self)
         out.append(data)
 
     def flush(self) -> None:
@@ -216,6 +216,13 @@ class WampProtocolBase(Protocol):
             buffered = len(t.dataBuffer) - t.offset + t._tempDataLen
             if buffered > self._max_buffer:
                 self.slow_consumer(buffered)
+
+    def queued(self) -> int:
+        """Bytes waiting to be sent to this peer."""
+        t = self.transport
+        if not self._direct or t is None:
+            return 0
+        return int(len(t.dataBuffer) - t.offset + t._tempDataLen) + sum(map(len, self._out))
 
     def slow_consumer(self, buffered: int) -> None:
         """The peer does not read fast enough: drop it instead of growing memory."""

@@ -55,6 +55,8 @@ class Connection(Protocol):
 
     def flush(self) -> None: ...
 
+    def queued(self) -> int: ...
+
     def close_after_send(self, reason: str) -> None: ...
 
     rate_limit_action: str
@@ -87,6 +89,8 @@ class Driver:
         if self._conns.pop(cid, None) is not None:
             self.apply(self.router.lost(cid))
             self.flush()
+            if self.router.journal:
+                self.log_journal()
 
     def mark_dirty(self, conn: Connection) -> None:
         self._dirty.append(conn)
@@ -106,6 +110,9 @@ class Driver:
 
     def connection_count(self) -> int:
         return len(self._conns)
+
+    def queued_bytes(self) -> int:
+        return sum(conn.queued() for conn in self._conns.values())
 
     # -- inbound ----------------------------------------------------------
     def received(self, cid: int, payload: bytes) -> None:
@@ -135,6 +142,24 @@ class Driver:
             return
         if effects:
             self.apply(effects)
+        if self.router.journal:
+            self.log_journal()
+
+    def log_journal(self) -> None:
+        """One log line per session join and leave."""
+        journal, self.router.journal = self.router.journal, []
+        for event, s in journal:
+            if event == "join":
+                log.info("session joined session={session} realm={realm} authid={authid} "
+                         "authrole={authrole} authmethod={authmethod} transport={transport} "
+                         "serializer={serializer} peer={peer}", session=s.session_id,
+                         realm=s.realm_name, authid=s.authid, authrole=s.authrole,
+                         authmethod=s.authmethod, transport=s.transport.kind,
+                         serializer=s.transport.serializer, peer=s.transport.peer)
+            else:
+                log.info("session left session={session} realm={realm} authid={authid} "
+                         "peer={peer}", session=s.session_id, realm=s.realm_name,
+                         authid=s.authid, peer=s.transport.peer)
 
     def _rate_limited(self, cid: int, conn: Connection, msg: Message) -> None:
         """A message over the listener's ``max_message_rate``."""
@@ -259,6 +284,7 @@ class Driver:
     def shutdown(self) -> None:
         self.apply(self.router.shutdown())
         self.flush()
+        self.log_journal()
 
     def abort_all(self) -> None:
         """Close what is left after the shutdown grace period."""

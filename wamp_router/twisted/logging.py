@@ -1,8 +1,10 @@
-"""Log output: one line per event, ``TIME LEVEL message``, to stdout.
+"""Log output: one line per event to stdout, ``TIME LEVEL message`` with
+key=value pairs, or one JSON object per line (``--log-format json``).
 Peer errors are logged as one line each, never with a traceback."""
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -27,7 +29,24 @@ def _observer(event: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def start_logging(level: str) -> None:
+def _json_observer(event: dict[str, Any]) -> None:
+    record: dict[str, Any] = {
+        "time": datetime.fromtimestamp(event.get("log_time", 0), UTC).isoformat(),
+        "level": event.get("log_level", LogLevel.info).name,
+        "message": formatEvent(event),
+    }
+    for key, value in event.items():
+        if not key.startswith("log_") and isinstance(value, str | int | float | bool):
+            record[key] = value
+    failure = event.get("log_failure")
+    if failure is not None:
+        record["traceback"] = failure.getTraceback()
+    sys.stdout.write(json.dumps(record) + "\n")
+    sys.stdout.flush()
+
+
+def start_logging(level: str, fmt: str = "text") -> None:
     predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level))
-    observer: Any = FilteringLogObserver(_observer, [predicate])  # type: ignore[arg-type, list-item]
+    sink = _json_observer if fmt == "json" else _observer
+    observer: Any = FilteringLogObserver(sink, [predicate])  # type: ignore[list-item]
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)

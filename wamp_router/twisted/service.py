@@ -8,10 +8,9 @@ from typing import Any
 
 from twisted.internet import defer, task
 from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint, UNIXServerEndpoint
-from twisted.internet.protocol import Factory
 
-from ..config.model import Listener, NodeConfig, TcpEndpoint, UnixEndpoint
-from .base import log
+from ..config.model import Listener, Metrics, NodeConfig, TcpEndpoint, UnixEndpoint
+from .base import WampFactory, log
 from .driver import Driver
 from .rawsocket import WampRawSocketFactory
 from .websocket import WampWebSocketFactory
@@ -24,11 +23,11 @@ def _endpoint(reactor: Any, listener: Listener) -> Any:
     if isinstance(ep, UnixEndpoint):
         if os.path.exists(ep.path):
             os.unlink(ep.path)  # a stale socket file from an earlier run
-        return UNIXServerEndpoint(reactor, ep.path)  # type: ignore[no-untyped-call]
+        return UNIXServerEndpoint(reactor, ep.path)
     assert isinstance(ep, TcpEndpoint)
     if ":" in ep.host:
-        return TCP6ServerEndpoint(reactor, ep.port, interface=ep.host)  # type: ignore[no-untyped-call]
-    return TCP4ServerEndpoint(reactor, ep.port, interface=ep.host)  # type: ignore[no-untyped-call]
+        return TCP6ServerEndpoint(reactor, ep.port, interface=ep.host)
+    return TCP4ServerEndpoint(reactor, ep.port, interface=ep.host)
 
 
 def _address(listener: Listener, port: Any) -> str:
@@ -42,34 +41,98 @@ def _address(listener: Listener, port: Any) -> str:
     return f"rawsocket://{host}:{addr.port}"
 
 
+def _listener_key(listener: Listener) -> tuple[str, str]:
+    ep = listener.endpoint
+    where = f"unix:{ep.path}" if isinstance(ep, UnixEndpoint) else f"{ep.host}:{ep.port}"
+    return listener.transport, where
+
+
 class RouterNode:
     def __init__(self, config: NodeConfig, reactor: Any) -> None:
         self.config = config
         self.reactor = reactor
         self.driver = Driver(config, reactor)
-        self.ports: list[tuple[Listener, Any]] = []
+        # listener key -> (listener, factory, listening port)
+        self.ports: dict[tuple[str, str], tuple[Listener, Any, Any]] = {}
+        self.metrics_port: Any = None
 
-    def _factory(self, listener: Listener) -> Factory:
+    def _factory(self, listener: Listener) -> WampFactory:
         if listener.transport == "websocket":
             return WampWebSocketFactory(self.driver, listener, self.reactor)
         return WampRawSocketFactory(self.driver, listener, self.reactor)
 
     @defer.inlineCallbacks
+    def _listen(self, listener: Listener) -> Any:
+        factory = self._factory(listener)
+        port = yield _endpoint(self.reactor, listener).listen(factory)
+        self.ports[_listener_key(listener)] = (listener, factory, port)
+        log.info("listening transport={transport} address={address} serializers={sers}",
+                 transport=listener.transport, address=_address(listener, port),
+                 sers=",".join(listener.serializers))
+
+    @defer.inlineCallbacks
     def start(self) -> Any:
         for listener in self.config.listeners:
-            port = yield _endpoint(self.reactor, listener).listen(self._factory(listener))
-            self.ports.append((listener, port))
-            log.info("listening transport={transport} address={address} serializers={sers}",
-                     transport=listener.transport, address=_address(listener, port),
-                     sers=",".join(listener.serializers))
+            yield self._listen(listener)
+        if self.config.metrics is not None:
+            yield self._start_metrics(self.config.metrics)
         realms = ",".join(r.name for r in self.config.realms)
         log.info("router started config={source} realms={realms}",
                  source=self.config.source, realms=realms)
 
     @defer.inlineCallbacks
+    def _start_metrics(self, metrics: Metrics) -> Any:
+        from twisted.web.server import Site
+
+        from .metrics import make_site_root
+
+        site = Site(make_site_root(self, metrics.path, metrics.health_path))
+        site.noisy = False
+        probe = Listener(transport="websocket", endpoint=metrics.endpoint)
+        self.metrics_port = yield _endpoint(self.reactor, probe).listen(site)
+        addr = self.metrics_port.getHost()
+        log.info("listening transport=metrics address=http://{host}:{port}{path} health={health}",
+                 host=addr.host, port=addr.port, path=metrics.path, health=metrics.health_path)
+
+    def listener_status(self) -> list[dict[str, Any]]:
+        out = []
+        for (transport, where), (_, _, port) in self.ports.items():
+            up = bool(getattr(port, "connected", True))
+            out.append({"transport": transport, "endpoint": where, "up": up})
+        return out
+
+    @defer.inlineCallbacks
+    def reload(self, config: NodeConfig) -> Any:
+        """Apply a new config to the running node (SIGHUP)."""
+        effects = self.driver.router.reconfigure(config)
+        self.driver.apply(effects)
+        self.driver.flush()
+        wanted = {_listener_key(lst): lst for lst in config.listeners}
+        for key in list(self.ports):
+            if key not in wanted:
+                _, _, port = self.ports.pop(key)
+                yield port.stopListening()
+                log.info("stopped listening transport={t} endpoint={e}", t=key[0], e=key[1])
+        for key, listener in wanted.items():
+            if key in self.ports:
+                _, factory, port = self.ports[key]
+                factory.listener = listener  # new auth and limits apply to new connections
+                self.ports[key] = (listener, factory, port)
+            else:
+                yield self._listen(listener)
+        if config.metrics != self.config.metrics:
+            log.warn("the metrics endpoint changed: it takes effect at the next restart")
+        self.config = config
+        log.info("config reloaded source={source} realms={realms} closed_sessions={n}",
+                 source=config.source, realms=",".join(r.name for r in config.realms),
+                 n=sum(1 for e in effects if type(e).__name__ == "Send"))
+
+    @defer.inlineCallbacks
     def stop(self) -> Any:
         log.info("router shutting down sessions={n}", n=self.driver.connection_count())
-        for _, port in self.ports:
+        if self.metrics_port is not None:
+            yield self.metrics_port.stopListening()
+        for _, _, port in self.ports.values():
             yield port.stopListening()
         self.driver.shutdown()
         waited = 0.0
