@@ -16,6 +16,7 @@ from .rawsocket import WampRawSocketFactory
 from .websocket import WampWebSocketFactory
 
 SHUTDOWN_GRACE = 3.0  # seconds to wait for peers to answer GOODBYE
+BACKLOG = 1024  # listen backlog: connection storms must not stall in SYN retries
 
 
 def _endpoint(reactor: Any, listener: Listener) -> Any:
@@ -23,11 +24,11 @@ def _endpoint(reactor: Any, listener: Listener) -> Any:
     if isinstance(ep, UnixEndpoint):
         if os.path.exists(ep.path):
             os.unlink(ep.path)  # a stale socket file from an earlier run
-        return UNIXServerEndpoint(reactor, ep.path)
+        return UNIXServerEndpoint(reactor, ep.path, backlog=BACKLOG)
     assert isinstance(ep, TcpEndpoint)
     if ":" in ep.host:
-        return TCP6ServerEndpoint(reactor, ep.port, interface=ep.host)
-    return TCP4ServerEndpoint(reactor, ep.port, interface=ep.host)
+        return TCP6ServerEndpoint(reactor, ep.port, backlog=BACKLOG, interface=ep.host)
+    return TCP4ServerEndpoint(reactor, ep.port, backlog=BACKLOG, interface=ep.host)
 
 
 def _address(listener: Listener, port: Any) -> str:
