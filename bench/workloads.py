@@ -1,0 +1,647 @@
+"""Worker-side workloads. One instance runs in each client process.
+
+Life cycle, driven by runner.py:
+
+    wl = WORKLOADS[name](ctx)        # ctx: WorkerCtx (index, spec, target, ...)
+    info = await wl.setup()          # connect, register, subscribe; raise Skip to skip
+    result = await wl.run(times)     # load from t_start, measure [t_meas, t_end)
+    await wl.teardown()              # GOODBYE and close
+
+`connect` has one more exchange with the main process (see ConnectWorkload).
+
+To add a workload (e.g. the planned data-sync one): subclass Workload, implement
+setup/run/teardown, put it in WORKLOADS, and add a driver + parameters in
+runner.py / wampbench.py (see SyncWorkload for the hook).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import struct
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from metrics import Hist, rusage_cpu
+from wampclient import (
+    CALL,
+    ERROR,
+    EVENT,
+    INVOCATION,
+    PUBLISH,
+    RESULT,
+    YIELD,
+    ProtocolError,
+    Serializer,
+    Session,
+    Target,
+    connect,
+)
+
+now_ns = time.monotonic_ns  # CLOCK_MONOTONIC: the same clock in every process
+
+RPC_PROC = "bench.echo"
+FANOUT_TOPIC = "bench.fanout"
+
+
+class Skip(Exception):
+    """The router does not support what this workload needs (reported, not an error)."""
+
+
+@dataclass
+class Times:
+    start: int  # ns, monotonic: begin load
+    meas: int  # begin measured window
+    end: int  # end of measured window
+
+
+@dataclass
+class WorkerCtx:
+    index: int
+    nworkers: int
+    spec: dict[str, Any]
+    target: Target
+    ser: Serializer
+    realm: str
+    recv: Callable[[], Awaitable[Any]]  # next command from the main process
+    send: Callable[[Any], None]  # message to the main process
+    peer_read_fds: list[int] = field(default_factory=list)  # worker 0: from the others
+    peer_write_fd: int | None = None  # workers > 0: to worker 0
+
+
+class State:
+    """Per-process measurement state shared by all sessions of this worker."""
+
+    __slots__ = ("phase", "count", "errors", "hist", "cpu0", "cpu1", "t0", "t1")
+
+    def __init__(self) -> None:
+        self.phase = 0  # 0 warm-up, 1 measuring, 2 stopped
+        self.count = 0
+        self.errors = 0
+        self.hist = Hist()
+        self.cpu0 = self.cpu1 = 0.0
+        self.t0 = self.t1 = 0
+
+    def begin(self) -> None:
+        self.phase = 1
+        self.t0 = now_ns()
+        self.cpu0 = rusage_cpu()
+
+    def finish(self) -> None:
+        if self.phase == 1:
+            self.t1 = now_ns()
+            self.cpu1 = rusage_cpu()
+        self.phase = 2
+
+    def result(self) -> dict[str, Any]:
+        return {
+            "count": self.count,
+            "errors": self.errors,
+            "hist": self.hist.to_sparse(),
+            "cpu_s": self.cpu1 - self.cpu0,
+            "window_s": (self.t1 - self.t0) / 1e9,
+        }
+
+
+def schedule(times: Times, st: State, on_start: Callable[[], None]) -> asyncio.Future[bool]:
+    """Arm the phase timers; the returned future resolves at t_end."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[bool] = loop.create_future()
+
+    def later(t: int, cb: Callable[[], None]) -> None:
+        loop.call_later(max(0.0, (t - now_ns()) / 1e9), cb)
+
+    def end() -> None:
+        st.finish()
+        if not done.done():
+            done.set_result(True)
+
+    later(times.start, on_start)
+    later(times.meas, st.begin)
+    later(times.end, end)
+    return done
+
+
+async def wait_until(pred: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
+async def open_sessions(
+    ctx: WorkerCtx, sessions: list[Session], concurrency: int = 200
+) -> list[Session]:
+    sem = asyncio.Semaphore(concurrency)
+    zero = bool(ctx.spec.get("zero_mask"))
+
+    async def one(s: Session) -> Session:
+        async with sem:
+            return await connect(ctx.target, ctx.ser, s, ctx.realm, zero_mask=zero)
+
+    return list(await asyncio.gather(*(one(s) for s in sessions)))
+
+
+async def leave_all(sessions: list[Session], timeout: float = 5.0) -> None:
+    if not sessions:
+        return
+    sem = asyncio.Semaphore(200)
+
+    async def one(s: Session) -> None:
+        async with sem:
+            await s.leave(timeout=2.0)
+
+    try:
+        await asyncio.wait_for(asyncio.gather(*(one(s) for s in sessions)), timeout)
+    except (TimeoutError, ProtocolError, ConnectionError):
+        pass
+    for s in sessions:
+        s.close()
+
+
+def share(n: int, index: int, nworkers: int) -> int:
+    """How many of n items worker `index` gets when dealt round-robin."""
+    return n // nworkers + (1 if index < n % nworkers else 0)
+
+
+class Workload:
+    def __init__(self, ctx: WorkerCtx) -> None:
+        self.ctx = ctx
+        self.spec = ctx.spec
+        self.st = State()
+        self.sessions: list[Session] = []
+
+    async def setup(self) -> dict[str, Any]:
+        return {}
+
+    async def run(self, times: Times) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def teardown(self) -> None:
+        await leave_all(self.sessions)
+
+
+# =============================================================================== rpc
+
+
+class Callee(Session):
+    def __init__(self) -> None:
+        super().__init__()
+        self.invocations = 0
+
+    def on_message(self, msg: Any) -> None:
+        if msg[0] == INVOCATION:
+            assert self.conn is not None
+            if len(msg) > 4:
+                self.conn.send([YIELD, msg[1], {}, msg[4]])
+            else:
+                self.conn.send([YIELD, msg[1], {}])
+            self.invocations += 1
+        else:
+            Session.on_message(self, msg)
+
+
+class Caller(Session):
+    def __init__(self, st: State, inflight: int, args: list[Any]) -> None:
+        super().__init__()
+        self.st = st
+        self.inflight = inflight
+        self.args = args
+        self.sent: dict[int, int] = {}
+
+    def start(self) -> None:
+        for _ in range(self.inflight):
+            self._call()
+
+    def _call(self) -> None:
+        req = self.next_req
+        self.next_req = req + 1
+        self.sent[req] = now_ns()
+        assert self.conn is not None
+        self.conn.send([CALL, req, {}, RPC_PROC, self.args])
+
+    def on_message(self, msg: Any) -> None:
+        code = msg[0]
+        if code == RESULT or (code == ERROR and msg[1] == CALL):
+            t = now_ns()
+            t0 = self.sent.pop(msg[2] if code == ERROR else msg[1], t)
+            st = self.st
+            if st.phase == 1:
+                if code == RESULT:
+                    st.count += 1
+                    st.hist.add_ns(t - t0)
+                else:
+                    st.errors += 1
+            if st.phase < 2 and not self.lost:
+                self._call()
+        else:
+            Session.on_message(self, msg)
+
+
+class RpcWorkload(Workload):
+    """M callers, each with `inflight` calls outstanding, to 1 (or `shared`) callee(s).
+
+    Worker 0 hosts the callee(s); callers are dealt to workers 1.. (or to worker 0
+    when there is a single worker).
+    """
+
+    async def setup(self) -> dict[str, Any]:
+        ctx, spec = self.ctx, self.spec
+        if ctx.index == 0:
+            await self._setup_callees(int(spec.get("shared", 1)))
+        first = 1 if ctx.nworkers > 1 else 0
+        n_local = 0
+        if ctx.index >= first:
+            n_local = share(int(spec["callers"]), ctx.index - first, ctx.nworkers - first)
+        args = [1, "x" * int(spec.get("payload", 32))]
+        self.callers = [Caller(self.st, int(spec.get("inflight", 1)), args) for _ in range(n_local)]
+        await open_sessions(ctx, list(self.callers))
+        self.sessions.extend(self.callers)
+        return {"callers": n_local}
+
+    async def _setup_callees(self, shared: int) -> None:
+        callees = [Callee() for _ in range(shared)]
+        await open_sessions(self.ctx, list(callees))
+        self.sessions.extend(callees)
+        opts = {"invoke": "roundrobin"} if shared > 1 else {}
+        for c in callees:
+            try:
+                await asyncio.wait_for(c.register(RPC_PROC, opts), 10)
+            except ProtocolError as e:
+                if shared > 1:
+                    raise Skip(
+                        f"router rejected shared registration (invoke=roundrobin): {e}"
+                    ) from e
+                raise
+        self.callees = callees
+
+    async def run(self, times: Times) -> dict[str, Any]:
+        def start() -> None:
+            for c in self.callers:
+                c.start()
+
+        await schedule(times, self.st, start)
+        await wait_until(lambda: all(not c.sent or c.lost for c in self.callers), 2.0)
+        res = self.st.result()
+        if self.ctx.index == 0 and len(getattr(self, "callees", [])) > 1:
+            res["per_callee"] = [c.invocations for c in self.callees]
+        res["role"] = (
+            "callee+callers"
+            if self.callers and self.ctx.index == 0
+            else ("callee" if self.ctx.index == 0 else "callers")
+        )
+        return res
+
+
+# =============================================================================== fanout
+
+_REC = struct.Struct("<IQ")  # publication index, completion time (ns)
+
+
+class Tracker:
+    """Counts deliveries per publication among this process's subscribers."""
+
+    def __init__(self, st: State, n_local: int, complete: Callable[[int, int], None]) -> None:
+        self.st = st
+        self.n_local = n_local
+        self.counts: dict[int, int] = {}
+        self.complete = complete
+
+    def deliver(self, args: list[Any]) -> None:
+        t = now_ns()
+        st = self.st
+        if st.phase == 1:
+            st.count += 1
+            st.hist.add_ns(t - args[0])
+        idx = args[1]
+        c = self.counts.get(idx, 0) + 1
+        if c >= self.n_local:
+            self.counts.pop(idx, None)
+            self.complete(idx, t)
+        else:
+            self.counts[idx] = c
+
+
+class Subscriber(Session):
+    def __init__(self, tracker: Tracker) -> None:
+        super().__init__()
+        self.deliver = tracker.deliver
+
+    def on_message(self, msg: Any) -> None:
+        if msg[0] == EVENT:
+            self.deliver(msg[4])
+        else:
+            Session.on_message(self, msg)
+
+
+class Publisher(Session):
+    """Keeps `window` publications in flight; one completes when all N got it."""
+
+    def __init__(self, window: int, nprocs: int, payload: str) -> None:
+        super().__init__()
+        self.window = window
+        self.nprocs = nprocs
+        self.payload = payload
+        self.pending: dict[int, list[int]] = {}
+        self.seq = 0
+        self.st = State()  # publication-level stats (count = completed publications)
+        self.last_progress = time.monotonic()
+
+    def start(self) -> None:
+        for _ in range(self.window):
+            self.publish()
+
+    def publish(self) -> None:
+        idx = self.seq
+        self.seq = idx + 1
+        req = self.next_req
+        self.next_req = req + 1
+        ts = now_ns()
+        self.pending[idx] = [self.nprocs, 0, ts]
+        assert self.conn is not None
+        self.conn.send([PUBLISH, req, {}, FANOUT_TOPIC, [ts, idx, self.payload]])
+
+    def on_complete(self, idx: int, t: int) -> None:
+        p = self.pending.get(idx)
+        if p is None:
+            return
+        p[0] -= 1
+        if t > p[1]:
+            p[1] = t
+        if p[0]:
+            return
+        del self.pending[idx]
+        self.last_progress = time.monotonic()
+        st = self.st
+        if st.phase == 1:
+            st.count += 1
+            st.hist.add_ns(p[1] - p[2])
+        if st.phase < 2 and not self.lost:
+            self.publish()
+
+
+class FanoutWorkload(Workload):
+    """1 publisher (worker 0), N subscribers dealt round-robin over all workers."""
+
+    async def setup(self) -> dict[str, Any]:
+        ctx, spec = self.ctx, self.spec
+        n = int(spec["subscribers"])
+        n_local = share(n, ctx.index, ctx.nworkers)
+        nprocs = min(n, ctx.nworkers)
+        self.publisher: Publisher | None = None
+        self.outq: list[bytes] = []
+        if ctx.index == 0:
+            pub = Publisher(int(spec.get("window", 32)), nprocs, "x" * int(spec.get("payload", 64)))
+            self.publisher = pub
+            await open_sessions(ctx, [pub])
+            self.sessions.append(pub)
+            self._listen_peers()
+            complete = pub.on_complete
+        else:
+            complete = self._complete_remote
+        self.tracker = Tracker(self.st, n_local, complete)
+        subs = [Subscriber(self.tracker) for _ in range(n_local)]
+        await open_sessions(ctx, list(subs))
+        self.sessions.extend(subs)
+        await asyncio.gather(*(asyncio.wait_for(s.subscribe(FANOUT_TOPIC), 30) for s in subs))
+        return {"subscribers": n_local}
+
+    # -- cross-process completion notices (workers > 0 -> worker 0)
+    def _complete_remote(self, idx: int, t: int) -> None:
+        if not self.outq:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self.outq.append(_REC.pack(idx, t))
+
+    def _flush(self) -> None:
+        data, self.outq = b"".join(self.outq), []
+        fd = self.ctx.peer_write_fd
+        assert fd is not None
+        view = memoryview(data)
+        try:
+            while view:
+                k = os.write(fd, view)
+                view = view[k:]
+        except OSError:  # worker 0 already gone (end of run)
+            self.outq = []
+
+    def _listen_peers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for fd in self.ctx.peer_read_fds:
+            buf = bytearray()
+
+            def readable(fd: int = fd, buf: bytearray = buf) -> None:
+                data = os.read(fd, 1 << 16)
+                if not data:
+                    loop.remove_reader(fd)
+                    return
+                buf += data
+                k = len(buf) - len(buf) % _REC.size
+                assert self.publisher is not None
+                on_complete = self.publisher.on_complete
+                for idx, t in _REC.iter_unpack(bytes(buf[:k])):
+                    on_complete(idx, t)
+                del buf[:k]
+
+            loop.add_reader(fd, readable)
+
+    async def run(self, times: Times) -> dict[str, Any]:
+        pub = self.publisher
+        if pub is None:
+            await schedule(times, self.st, lambda: None)
+            return self.st.result()
+        done = schedule(times, self.st, pub.start)
+        loop = asyncio.get_running_loop()
+        loop.call_later(max(0.0, (times.meas - now_ns()) / 1e9), pub.st.begin)
+        while not done.done():
+            await asyncio.sleep(0.1)
+            if pub.pending and time.monotonic() - pub.last_progress > float(
+                self.spec.get("stall_timeout", 10.0)
+            ):
+                raise ProtocolError(
+                    f"fanout stalled: no publication completed for "
+                    f"{self.spec.get('stall_timeout', 10.0)} s ({len(pub.pending)} in flight)"
+                )
+        pub.st.finish()
+        await wait_until(lambda: not pub.pending, 2.0)
+        res = self.st.result()
+        res["pub"] = pub.st.result()
+        res["published"] = pub.seq
+        return res
+
+
+# =============================================================================== connect
+
+
+class ConnectWorkload(Workload):
+    """Session storm: open this worker's share of S sessions (HELLO -> WELCOME).
+
+    Extra exchange with the main process after `run`:
+      worker -> ("opened", stats) ; main -> ("close",) ; worker closes, returns result.
+    """
+
+    async def setup(self) -> dict[str, Any]:
+        ctx = self.ctx
+        warm = int(self.spec.get("warm_sessions", 50)) if ctx.index == 0 else 0
+        if warm:  # warm the router's code paths; not measured
+            ws = [Session() for _ in range(warm)]
+            await open_sessions(ctx, ws, 50)
+            await leave_all(ws)
+        return {"warm": warm}
+
+    async def run(self, times: Times) -> dict[str, Any]:
+        ctx = self.ctx
+        n_local = share(int(self.spec["sessions"]), ctx.index, ctx.nworkers)
+        conc = int(self.spec.get("concurrency", 100))
+        zero = bool(self.spec.get("zero_mask"))
+        sem = asyncio.Semaphore(conc)
+        hist, failures = Hist(), []
+        opened: list[Session] = []
+        t_last = [0]
+
+        async def one() -> None:
+            async with sem:
+                s = Session()
+                t0 = now_ns()
+                try:
+                    await connect(ctx.target, ctx.ser, s, ctx.realm, zero_mask=zero, timeout=30)
+                except (TimeoutError, ProtocolError, OSError) as e:
+                    failures.append(repr(e))
+                    return
+                t = now_ns()
+                hist.add_ns(t - t0)
+                t_last[0] = max(t_last[0], t)
+                opened.append(s)
+
+        await asyncio.sleep(max(0.0, (times.start - now_ns()) / 1e9))
+        cpu0, t_begin = rusage_cpu(), now_ns()
+        await asyncio.gather(*(one() for _ in range(n_local)))
+        cpu1 = rusage_cpu()
+        self.sessions = opened
+        ctx.send(
+            (
+                "opened",
+                {
+                    "ok": len(opened),
+                    "failed": len(failures),
+                    "first_errors": failures[:3],
+                    "t_begin": t_begin,
+                    "t_last": t_last[0] or now_ns(),
+                    "hist": hist.to_sparse(),
+                    "cpu_s": cpu1 - cpu0,
+                },
+            )
+        )
+        await ctx.recv()  # ("close",)
+        t0 = now_ns()
+        await leave_all(self.sessions, timeout=60.0)
+        lost = sum(1 for s in opened if s.lost)
+        self.sessions = []
+        return {"close_s": (now_ns() - t0) / 1e9, "lost_before_close": lost}
+
+
+# =============================================================================== echo
+
+
+class EchoConn(Session):
+    """Not WAMP: raw payload ping-pong against bench/ceiling.py (identity serializer)."""
+
+    def __init__(self, st: State, inflight: int, payload: bytes) -> None:
+        super().__init__()
+        self.st = st
+        self.inflight = inflight
+        self.payload = payload
+        self.sent: deque[int] = deque()
+
+    def start(self) -> None:
+        for _ in range(self.inflight):
+            self.sent.append(now_ns())
+            assert self.conn is not None
+            self.conn.send(self.payload)
+
+    def on_message(self, msg: Any) -> None:
+        t = now_ns()
+        t0 = self.sent.popleft()
+        st = self.st
+        if st.phase == 1:
+            st.count += 1
+            st.hist.add_ns(t - t0)
+        if st.phase < 2:
+            self.sent.append(t)
+            assert self.conn is not None
+            self.conn.send(self.payload)
+
+
+class EchoWorkload(Workload):
+    """M connections x `inflight` 100-byte messages to an echo server (stack ceiling)."""
+
+    async def setup(self) -> dict[str, Any]:
+        ctx = self.ctx
+        n_local = share(int(self.spec["callers"]), ctx.index, ctx.nworkers)
+        payload = (
+            b'[36, 5512315355, 4429313566, {}, [1700000000000, 42, "'
+            + b"x" * 31
+            + b'"], {"k": "v"}]'
+        )
+        self.conns = [
+            EchoConn(self.st, int(self.spec.get("inflight", 1)), payload) for _ in range(n_local)
+        ]
+        for c in self.conns:
+            await self._open(c)
+        return {"conns": n_local}
+
+    async def _open(self, c: EchoConn) -> None:
+        from wampclient import RawConn, WsConn
+
+        loop = asyncio.get_running_loop()
+        t, ser = self.ctx.target, self.ctx.ser
+
+        def factory() -> Any:
+            if t.kind == "ws":
+                return WsConn(ser, c.on_message, t, bool(self.spec.get("zero_mask")))
+            return RawConn(ser, c.on_message)
+
+        _, conn = await loop.create_connection(factory, t.host, t.port)
+        c.conn = conn
+        await conn.opened
+
+    async def run(self, times: Times) -> dict[str, Any]:
+        await schedule(times, self.st, lambda: [c.start() for c in self.conns] and None)
+        return self.st.result()
+
+    async def teardown(self) -> None:
+        for c in self.conns:
+            c.close()
+
+
+# =============================================================================== sync (hook)
+
+
+class SyncWorkload(Workload):
+    """Hook for the planned data-sync workload (not implemented yet).
+
+    Intended shape: W writers updating K records (acknowledged writes), O observers
+    per record; measure acknowledged writes/s, deliveries/s and delivery latency,
+    as in the deepstream.io anchor of shared/research/performance.md.
+    """
+
+    async def setup(self) -> dict[str, Any]:
+        raise Skip(
+            "data-sync workload is not implemented yet (hook: bench/workloads.py SyncWorkload)"
+        )
+
+    async def run(self, times: Times) -> dict[str, Any]:  # pragma: no cover
+        raise NotImplementedError
+
+
+WORKLOADS: dict[str, type[Workload]] = {
+    "rpc": RpcWorkload,
+    "fanout": FanoutWorkload,
+    "connect": ConnectWorkload,
+    "echo": EchoWorkload,
+    "sync": SyncWorkload,
+}
