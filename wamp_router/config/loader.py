@@ -87,6 +87,7 @@ from wamp_router.config.model import (
     Heartbeat,
     Limits,
     Listener,
+    LongPoll,
     MatchPolicy,
     Metrics,
     NodeConfig,
@@ -134,7 +135,10 @@ _LISTENER_KEYS = (
     "heartbeat",
     "auth",
     "limits",
+    "longpoll",
+    "rawsocket",
 )
+_LONGPOLL_KEYS = ("path", "request_timeout", "session_timeout", "max_queue")
 _HEARTBEAT_KEYS = ("interval", "timeout")
 _ANONYMOUS_KEYS = ("role", "realms")
 _TICKET_KEYS = ("authid", "ticket", "role", "realm")
@@ -677,7 +681,40 @@ def _parse_listener(table: _Table, endpoint: Endpoint | None, index: _RealmIndex
         heartbeat=_parse_heartbeat(table, transport),
         auth=_parse_auth(table, index),
         limits=_parse_limits(table),
+        longpoll=_parse_longpoll(table, transport),
+        rawsocket=_parse_shared_rawsocket(table, transport),
     )
+
+
+def _parse_longpoll(table: _Table, transport: str | None) -> LongPoll | None:
+    lp = table.table("longpoll")
+    if lp is None:
+        return None
+    if transport != "websocket":
+        table.error("longpoll", '"longpoll" applies only to websocket listeners')
+        return None
+    lp.check_keys(_LONGPOLL_KEYS)
+    default = LongPoll()
+    path = lp.string("path") or default.path
+    if not path.startswith("/"):
+        lp.error("path", f'path {_q(path)} must start with "/"')
+    request_timeout = lp.seconds("request_timeout")
+    session_timeout = lp.seconds("session_timeout")
+    max_queue = lp.integer("max_queue", 1)
+    return LongPoll(
+        path=path.rstrip("/") or "/",
+        request_timeout=default.request_timeout if request_timeout is None else request_timeout,
+        session_timeout=default.session_timeout if session_timeout is None else session_timeout,
+        max_queue=max_queue or default.max_queue,
+    )
+
+
+def _parse_shared_rawsocket(table: _Table, transport: str | None) -> bool:
+    value = table.boolean("rawsocket")
+    if value and transport != "websocket":
+        table.error("rawsocket", '"rawsocket = true" applies only to websocket listeners '
+                    "(RawSocket on the same port)")
+    return bool(value)
 
 
 def _parse_ws_path(table: _Table, transport: str | None) -> str:

@@ -33,6 +33,10 @@ class Permission:
     uri: str
     match: MatchPolicy = "exact"
     allow: frozenset[Action] = frozenset()
+    # Identity disclosure forced when this permission authorizes a call / publication
+    # (None = the role's setting, then the session's disclose_me).
+    disclose_caller: bool | None = None
+    disclose_publisher: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +59,10 @@ class Realm:
     roles: tuple[Role, ...] = ()
     uri_check: UriCheck = "loose"
     max_sessions: int = 0  # 0 = unlimited
+    # Dynamic authorizer: a procedure of this realm, asked about what the static
+    # permissions do not allow; its answer must arrive within authorizer_timeout s.
+    authorizer: str | None = None
+    authorizer_timeout: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +86,15 @@ class AnonymousAuth:
 
 @dataclass(frozen=True, slots=True)
 class TicketPrincipal:
-    """A WAMP-Ticket user; ``realm`` None means any realm."""
+    """A WAMP-Ticket user; ``realm`` None means any realm. Either ``ticket`` (the
+    ticket itself) or ``ticket_hash`` (``pbkdf2-sha256$ITERATIONS$SALT$HASH``, base64
+    salt and hash) is set; the other is empty / None."""
 
     authid: str
     ticket: str
     role: str
     realm: str | None = None
+    ticket_hash: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,12 +112,67 @@ class CraPrincipal:
 
 
 @dataclass(frozen=True, slots=True)
+class CryptosignPrincipal:
+    """A WAMP-Cryptosign user: any of ``pubkeys`` (Ed25519 public keys, 64 lowercase
+    hex digits each) authenticates as ``authid`` with ``role``."""
+
+    authid: str
+    pubkeys: tuple[str, ...]
+    role: str
+    realm: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScramPrincipal:
+    """A WAMP-SCRAM user, stored as salted credentials (no password): ``kdf`` is
+    "argon2id13" (``memory`` in KiB) or "pbkdf2"; ``salt``, ``stored_key`` and
+    ``server_key`` are base64."""
+
+    authid: str
+    kdf: Literal["argon2id13", "pbkdf2"]
+    salt: str
+    iterations: int
+    stored_key: str
+    server_key: str
+    role: str
+    realm: str | None = None
+    memory: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DynamicAuth:
+    """Authentication method ``method`` decided by a WAMP procedure: the router calls
+    ``authenticator`` (registered on realm ``realm``, None = the realm being joined)
+    and waits at most ``timeout`` seconds for its answer."""
+
+    method: str
+    authenticator: str
+    realm: str | None = None
+    timeout: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class AuthLimits:
+    """Failed authentications allowed per peer address and per authid: more than
+    ``max_failures`` within ``window`` seconds are refused; every failure is
+    answered after ``delay`` seconds."""
+
+    max_failures: int = 5
+    window: float = 60.0
+    delay: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
 class Auth:
     """The authentication methods a listener offers."""
 
     anonymous: AnonymousAuth | None = None
     ticket: tuple[TicketPrincipal, ...] = ()
     wampcra: tuple[CraPrincipal, ...] = ()
+    cryptosign: tuple[CryptosignPrincipal, ...] = ()
+    scram: tuple[ScramPrincipal, ...] = ()
+    dynamic: tuple[DynamicAuth, ...] = ()
+    limits: AuthLimits | None = None  # None = no limit on failed authentications
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +213,31 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class LongPoll:
+    """The WAMP HTTP long-poll transport, served under ``path`` of a websocket
+    listener's port. ``request_timeout``: a parked receive request is answered
+    204 after this many seconds; ``session_timeout``: a session whose client
+    stopped polling for this long is closed; ``max_queue``: messages waiting for
+    a receive request before the session is dropped as a slow consumer."""
+
+    path: str = "/lp"
+    request_timeout: float = 10.0
+    session_timeout: float = 30.0
+    max_queue: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Tls:
+    """A listener's TLS server certificate and private key (PEM file paths, resolved
+    against the config file's directory); ``chain``: optional intermediate
+    certificates (PEM) sent after the certificate."""
+
+    certificate: str
+    key: str
+    chain: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Listener:
     """One listening transport and what it accepts."""
 
@@ -158,6 +249,9 @@ class Listener:
     heartbeat: Heartbeat = Heartbeat()
     auth: Auth = Auth(anonymous=AnonymousAuth())
     limits: Limits = Limits()
+    longpoll: LongPoll | None = None  # websocket listeners: long-poll on the same port
+    rawsocket: bool = False  # websocket listeners: also accept RawSocket (first octet 0x7F)
+    tls: Tls | None = None  # TLS (wss:// / RawSocket over TLS); None = plain TCP
 
 
 @dataclass(frozen=True, slots=True)

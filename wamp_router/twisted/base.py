@@ -269,6 +269,7 @@ class WampFactory(Factory):
 
     noisy = False
     protocol_class: type[WampProtocolBase] = WampProtocolBase
+    http_site: Any = None  # a twisted.web Site sharing the port (long-poll), if any
 
     def __init__(self, driver: Driver, listener: Listener, clock: Any) -> None:
         self.driver = driver

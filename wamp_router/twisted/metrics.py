@@ -136,12 +136,12 @@ class HealthResource(Resource):
 
 def make_site_root(node: RouterNode, metrics_path: str, health_path: str) -> Resource:
     root = Resource()
-    _mount(root, metrics_path, MetricsResource(node))
-    _mount(root, health_path, HealthResource(node))
+    mount(root, metrics_path, MetricsResource(node))
+    mount(root, health_path, HealthResource(node))
     return root
 
 
-def _mount(root: Resource, path: str, leaf: Resource) -> None:
+def mount(root: Resource, path: str, leaf: Resource) -> None:
     parts = [p.encode() for p in path.strip("/").split("/")]
     node = root
     for part in parts[:-1]:

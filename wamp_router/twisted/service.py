@@ -8,6 +8,7 @@ from typing import Any
 
 from twisted.internet import defer, task
 from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint, UNIXServerEndpoint
+from twisted.web.resource import Resource
 
 from ..config.model import Listener, Metrics, NodeConfig, TcpEndpoint, UnixEndpoint
 from .base import WampFactory, log
@@ -58,9 +59,21 @@ class RouterNode:
         self.metrics_port: Any = None
 
     def _factory(self, listener: Listener) -> WampFactory:
-        if listener.transport == "websocket":
-            return WampWebSocketFactory(self.driver, listener, self.reactor)
-        return WampRawSocketFactory(self.driver, listener, self.reactor)
+        if listener.transport == "rawsocket":
+            return WampRawSocketFactory(self.driver, listener, self.reactor)
+        factory = WampWebSocketFactory(self.driver, listener, self.reactor)
+        if listener.longpoll is not None:
+            from twisted.web.server import Site
+
+            from .longpoll import LongPollResource
+            from .metrics import mount
+
+            root = Resource()
+            mount(root, listener.longpoll.path,
+                  LongPollResource(self.driver, listener, self.reactor))
+            factory.http_site = Site(root)
+            factory.http_site.noisy = False
+        return factory
 
     @defer.inlineCallbacks
     def _listen(self, listener: Listener) -> Any:

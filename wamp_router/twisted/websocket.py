@@ -26,6 +26,9 @@ class WampWebSocketProtocol(WampProtocolBase):
         protocols = [SERIALIZERS[name].subprotocol for name in self.listener.serializers]
         self.ws = ws.WebSocketServer(path=self.listener.path, subprotocols=protocols,
                                      max_message_size=self.listener.max_message_size)
+        # sharing the port with RawSocket and/or HTTP: look at the first bytes first
+        self._sniff: bytes | None = (
+            b"" if self.listener.rawsocket or self.listener.longpoll else None)
 
     def frame(self, payload: bytes) -> bytes:
         return ws.frame_message(payload, self.serializer.binary)
@@ -56,6 +59,11 @@ class WampWebSocketProtocol(WampProtocolBase):
     def dataReceived(self, data: bytes) -> None:
         if self._closing:
             return
+        if self._sniff is not None:
+            data = self._sniff + data
+            self._sniff = None
+            if self._route(data):
+                return
         self.heartbeat.alive = True
         events = self.ws.receive_data(data)
         for event in events:
@@ -66,6 +74,42 @@ class WampWebSocketProtocol(WampProtocolBase):
                 self._event(event)
         self._flush()
         self.driver.flush()
+
+    def _route(self, data: bytes) -> bool:
+        """On a shared port: hand the connection to RawSocket (first octet 0x7F) or
+        to the HTTP resources (a request that is not a WebSocket upgrade).
+        True when the connection was handed over or more bytes are needed."""
+        if self.listener.rawsocket and data[:1] == b"\x7f":
+            from .rawsocket import WampRawSocketProtocol
+
+            self._hand_over(WampRawSocketProtocol(self.driver, self.listener, self.clock,
+                                                  self.owner), data)
+            return True
+        if self.owner is None or getattr(self.owner, "http_site", None) is None:
+            return False
+        try:
+            head = ws.parse_request_head(data)
+        except ws.HttpError:
+            return False  # the WebSocket handshake answers it
+        if head is None:
+            self._sniff = data  # wait for the whole request head
+            return True
+        if "websocket" in head.headers.get("upgrade", "").lower():
+            return False
+        self._hand_over(self.owner.http_site.buildProtocol(self.transport.getPeer()), data)
+        return True
+
+    def _hand_over(self, protocol: Any, data: bytes) -> None:
+        """Let another protocol own this connection from now on."""
+        self.heartbeat.stop()
+        if self.owner is not None:
+            self.owner.open_connections -= 1
+            self.owner = None
+        self._closing = True
+        transport = self.transport
+        transport.protocol = protocol
+        protocol.makeConnection(transport)
+        protocol.dataReceived(data)
 
     def _event(self, event: Any) -> None:
         if type(event) is ws.Accepted:

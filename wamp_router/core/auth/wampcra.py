@@ -1,8 +1,9 @@
 """WAMP-CRA (advanced profile, authentication_cra) against static secrets,
 unsalted or salted (PBKDF2-HMAC-SHA256 key derivation, as the spec
 describes). The challenge is a JSON string; the signature is the base64 of
-HMAC-SHA256(key, challenge). Unknown authids get a challenge signed with a
-random key, so the existence of a principal is not revealed."""
+HMAC-SHA256(key, challenge). Unknown authids get a challenge like known ones,
+so the existence of a principal is not revealed. ``challenge`` and
+``signature_valid`` are shared with the dynamic authenticator."""
 
 from __future__ import annotations
 
@@ -10,12 +11,30 @@ import base64
 import hashlib
 import hmac
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from ...config.model import CraPrincipal
 from ..messages import Authenticate, Hello
-from .base import Accept, AuthContext, Challenging, Outcome, Reject, failed
+from .base import Accept, AuthContext, Challenging, Outcome, failed, random_bytes
+
+METHOD = "wampcra"
+
+
+@dataclass(frozen=True, slots=True)
+class CraSecret:
+    """A principal's secret and, for salted WAMP-CRA, the key derivation."""
+
+    secret: str
+    salt: str | None = None
+    iterations: int = 1000
+    keylen: int = 32
+
+    def key(self) -> bytes:
+        if self.salt is None:
+            return self.secret.encode("utf-8")
+        return derive_key(self.secret, self.salt, self.iterations, self.keylen)
 
 
 def derive_key(secret: str, salt: str, iterations: int, keylen: int) -> bytes:
@@ -31,8 +50,35 @@ def sign(key: bytes, challenge: str) -> str:
     return base64.b64encode(digest).decode("ascii")
 
 
+def signature_valid(key: bytes, challenge: str, signature: str) -> bool:
+    return hmac.compare_digest(signature.encode("utf-8"), sign(key, challenge).encode("ascii"))
+
+
+def challenge(authid: str, role: str, provider: str, secret: CraSecret | None,
+              ctx: AuthContext) -> Challenging:
+    """The CHALLENGE for ``authid``; ``state`` is (authid, challenge string)."""
+    nonce = base64.b64encode(random_bytes(ctx, 16)).decode()
+    stamp = datetime.fromtimestamp(ctx.now, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    text = json.dumps(
+        {
+            "authid": authid,
+            "authrole": role,
+            "authmethod": METHOD,
+            "authprovider": provider,
+            "nonce": nonce,
+            "timestamp": stamp,
+            "session": ctx.session,
+        },
+        separators=(",", ":"),
+    )
+    extra: dict[str, Any] = {"challenge": text}
+    if secret is not None and secret.salt is not None:
+        extra.update(salt=secret.salt, iterations=secret.iterations, keylen=secret.keylen)
+    return Challenging(METHOD, extra, (authid, text))
+
+
 class CraAuthenticator:
-    method = "wampcra"
+    method = METHOD
 
     def __init__(self, principals: tuple[CraPrincipal, ...]) -> None:
         self._principals = {p.authid: p for p in principals}
@@ -41,16 +87,14 @@ class CraAuthenticator:
     def applies_to(self, realm: str) -> bool:
         return any(p.realm is None or p.realm == realm for p in self._principals.values())
 
+    @staticmethod
+    def _secret(p: CraPrincipal) -> CraSecret:
+        return CraSecret(p.secret, p.salt, p.iterations, p.keylen)
+
     def _key(self, principal: CraPrincipal) -> bytes:
         key = self._keys.get(principal.authid)
         if key is None:
-            if principal.salt is None:
-                key = principal.secret.encode("utf-8")
-            else:
-                key = derive_key(
-                    principal.secret, principal.salt, principal.iterations, principal.keylen
-                )
-            self._keys[principal.authid] = key
+            key = self._keys[principal.authid] = self._secret(principal).key()
         return key
 
     def start(self, hello: Hello, ctx: AuthContext) -> Outcome:
@@ -58,34 +102,14 @@ class CraAuthenticator:
         if not isinstance(authid, str) or not authid:
             return failed("wampcra authentication requires an authid in HELLO.Details")
         principal = self._principals.get(authid)
-        nonce = base64.b64encode(ctx.rng.getrandbits(128).to_bytes(16, "big")).decode()
-        stamp = datetime.fromtimestamp(ctx.now, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-        challenge = json.dumps(
-            {
-                "authid": authid,
-                "authrole": principal.role if principal else "user",
-                "authmethod": "wampcra",
-                "authprovider": "static",
-                "nonce": nonce,
-                "timestamp": stamp,
-                "session": ctx.session,
-            },
-            separators=(",", ":"),
-        )
-        extra: dict[str, Any] = {"challenge": challenge}
-        if principal is not None and principal.salt is not None:
-            extra.update(salt=principal.salt, iterations=principal.iterations,
-                         keylen=principal.keylen)
-        return Challenging("wampcra", extra, (authid, challenge))
+        secret = self._secret(principal) if principal is not None else None
+        return challenge(authid, principal.role if principal else "user", "static", secret, ctx)
 
-    def finish(self, state: Any, msg: Authenticate, ctx: AuthContext) -> Accept | Reject:
-        authid, challenge = state
+    def finish(self, state: Any, msg: Authenticate, ctx: AuthContext) -> Outcome:
+        authid, text = state
         principal = self._principals.get(authid)
-        if principal is None:
-            return failed("invalid authid or signature")
-        expected = sign(self._key(principal), challenge)
-        if not hmac.compare_digest(msg.signature.encode("utf-8"), expected.encode("ascii")):
+        if principal is None or not signature_valid(self._key(principal), text, msg.signature):
             return failed("invalid authid or signature")
         if principal.realm is not None and principal.realm != ctx.realm:
             return failed(f"principal {authid!r} may not join realm {ctx.realm!r}")
-        return Accept(principal.authid, principal.role, "wampcra", "static")
+        return Accept(principal.authid, principal.role, METHOD, "static")
