@@ -82,6 +82,8 @@ from wamp_router.config.model import (
     Action,
     AnonymousAuth,
     Auth,
+    Bridge,
+    BridgeToken,
     CraPrincipal,
     Endpoint,
     Heartbeat,
@@ -99,6 +101,7 @@ from wamp_router.config.model import (
     Transport,
     UnixEndpoint,
     UriCheck,
+    Webhook,
 )
 
 __all__ = [
@@ -137,7 +140,11 @@ _LISTENER_KEYS = (
     "limits",
     "longpoll",
     "rawsocket",
+    "bridge",
 )
+_BRIDGE_KEYS = ("path", "realm", "tokens", "webhooks", "max_rate", "max_skew")
+_BRIDGE_TOKEN_KEYS = ("token", "authid", "role", "hmac_secret")
+_WEBHOOK_KEYS = ("name", "topic", "role", "authid", "token")
 _LONGPOLL_KEYS = ("path", "request_timeout", "session_timeout", "max_queue")
 _HEARTBEAT_KEYS = ("interval", "timeout")
 _ANONYMOUS_KEYS = ("role", "realms")
@@ -683,7 +690,53 @@ def _parse_listener(table: _Table, endpoint: Endpoint | None, index: _RealmIndex
         limits=_parse_limits(table),
         longpoll=_parse_longpoll(table, transport),
         rawsocket=_parse_shared_rawsocket(table, transport),
+        bridge=_parse_bridge(table, transport, index),
     )
+
+
+def _parse_bridge(table: _Table, transport: str | None, index: _RealmIndex) -> Bridge | None:
+    bridge = table.table("bridge")
+    if bridge is None:
+        return None
+    if transport != "websocket":
+        table.error("bridge", '"bridge" applies only to websocket listeners')
+        return None
+    bridge.check_keys(_BRIDGE_KEYS)
+    realm = bridge.string("realm", required=True, nonempty=True) or ""
+    if realm and not index.realm_known(realm):
+        bridge.error("realm", f"unknown realm {_q(realm)}")
+    path = bridge.string("path") or "/bridge"
+    if not path.startswith("/"):
+        bridge.error("path", f'path {_q(path)} must start with "/"')
+    tokens = []
+    for t in bridge.tables("tokens") or []:
+        t.check_keys(_BRIDGE_TOKEN_KEYS)
+        role = t.string("role", required=True, nonempty=True) or ""
+        if realm and role and not index.role_in(realm, role):
+            t.error("role", f"role {_q(role)} is not defined in realm {_q(realm)}")
+        tokens.append(BridgeToken(
+            token=t.string("token", required=True, nonempty=True, secret=True) or "",
+            authid=t.string("authid", required=True, nonempty=True) or "",
+            role=role, hmac_secret=t.string("hmac_secret", nonempty=True, secret=True)))
+    hooks = []
+    for w in bridge.tables("webhooks") or []:
+        w.check_keys(_WEBHOOK_KEYS)
+        topic = w.string("topic", required=True, nonempty=True) or ""
+        problem = check_pattern(topic, "exact") if topic else None
+        if problem is not None:
+            w.error("topic", f"invalid topic {_q(topic)}: {problem}")
+        role = w.string("role", required=True, nonempty=True) or ""
+        if realm and role and not index.role_in(realm, role):
+            w.error("role", f"role {_q(role)} is not defined in realm {_q(realm)}")
+        hooks.append(Webhook(
+            name=w.string("name", required=True, nonempty=True) or "", topic=topic, role=role,
+            authid=w.string("authid", nonempty=True) or "webhook",
+            token=w.string("token", nonempty=True, secret=True)))
+    max_rate = bridge.seconds("max_rate")
+    max_skew = bridge.seconds("max_skew")
+    return Bridge(realm=realm, path=path.rstrip("/") or "/", tokens=tuple(tokens),
+                  webhooks=tuple(hooks), max_rate=max_rate or 0.0,
+                  max_skew=300.0 if max_skew is None else max_skew)
 
 
 def _parse_longpoll(table: _Table, transport: str | None) -> LongPoll | None:

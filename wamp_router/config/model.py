@@ -238,6 +238,44 @@ class Tls:
 
 
 @dataclass(frozen=True, slots=True)
+class BridgeToken:
+    """A principal of the HTTP bridge: requests with ``Authorization: Bearer
+    <token>`` act as a session with ``authid`` and ``role``. With ``hmac_secret``
+    set, each request must also carry ``X-Timestamp`` (unix seconds, within
+    ``max_skew``) and ``X-Signature`` = hex HMAC-SHA256(secret, timestamp + "." + body)."""
+
+    token: str
+    authid: str
+    role: str
+    hmac_secret: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    """``POST <bridge path>/webhook/<name>`` publishes the request on ``topic``
+    as the session of ``authid``/``role`` (with an optional shared secret in the
+    ``X-Webhook-Token`` header)."""
+
+    name: str
+    topic: str
+    role: str
+    authid: str = "webhook"
+    token: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Bridge:
+    """The HTTP bridge for publish and call, on a websocket listener's port."""
+
+    realm: str
+    path: str = "/bridge"
+    tokens: tuple[BridgeToken, ...] = ()
+    webhooks: tuple[Webhook, ...] = ()
+    max_rate: float = 0.0  # requests per second per token / webhook (0 = no limit)
+    max_skew: float = 300.0  # seconds, for signed requests
+
+
+@dataclass(frozen=True, slots=True)
 class Listener:
     """One listening transport and what it accepts."""
 
@@ -250,6 +288,7 @@ class Listener:
     auth: Auth = Auth(anonymous=AnonymousAuth())
     limits: Limits = Limits()
     longpoll: LongPoll | None = None  # websocket listeners: long-poll on the same port
+    bridge: Bridge | None = None  # websocket listeners: HTTP publish/call on the same port
     rawsocket: bool = False  # websocket listeners: also accept RawSocket (first octet 0x7F)
     tls: Tls | None = None  # TLS (wss:// / RawSocket over TLS); None = plain TCP
 

@@ -16,11 +16,16 @@ from typing import Any
 
 from ..config.model import Listener, NodeConfig
 from .auth.anonymous import AnonymousAuthenticator
-from .auth.base import Accept, AuthContext, Authenticator, Challenging, Reject
+from .auth.base import Accept, Answer, Ask, AuthContext, Authenticator, Challenging, Reject
+from .auth.cryptosign import CryptosignAuthenticator
+from .auth.dynamic import DynamicAuthenticator
+from .auth.limits import DelayedAborts, FailureLog, peer_host
+from .auth.scram import ScramAuthenticator
 from .auth.ticket import TicketAuthenticator
 from .auth.wampcra import CraAuthenticator
-from .effects import Close, Effect, Send
+from .effects import Close, Effect, Send, Timer
 from .errors import (
+    AUTHENTICATION_FAILED,
     GOODBYE_AND_OUT,
     NO_AUTH_METHOD,
     NO_SUCH_REALM,
@@ -32,7 +37,17 @@ from .errors import (
 )
 from .features import CLIENT_ROLES, router_roles
 from .ids import RandomSource, SequentialIds, global_id
-from .messages import Abort, Authenticate, Challenge, Goodbye, Hello, Message, Welcome
+from .messages import (
+    Abort,
+    Authenticate,
+    Challenge,
+    Error,
+    Goodbye,
+    Hello,
+    Message,
+    Result,
+    Welcome,
+)
 from .realm import Realm, error_reply
 from .session import Session, State, TransportInfo
 from .stats import Stats
@@ -50,7 +65,32 @@ def build_authenticators(listener: Listener) -> list[Authenticator]:
         out.append(TicketAuthenticator(auth.ticket))
     if auth.wampcra:
         out.append(CraAuthenticator(auth.wampcra))
+    if auth.cryptosign:
+        out.append(CryptosignAuthenticator(auth.cryptosign))
+    if auth.scram:
+        out.append(ScramAuthenticator(auth.scram))
+    out.extend(DynamicAuthenticator(d) for d in auth.dynamic)
     return out
+
+
+class _Waiting:
+    """A session whose dynamic authenticator was asked (``pending_auth`` while
+    AUTHENTICATING): the realm of the call and its handle."""
+
+    __slots__ = ("realm", "request")
+
+    def __init__(self, realm: Realm, request: int) -> None:
+        self.realm = realm
+        self.request = request
+
+
+def answer_of(msg: Result | Error) -> Answer:
+    if type(msg) is Error:
+        args = msg.args or []
+        text = args[0] if args and isinstance(args[0], str) else msg.error
+        return Answer(error=msg.error, message=text)
+    value = msg.args[0] if msg.args else (msg.kwargs or None)
+    return Answer(value=value)
 
 
 class Router:
@@ -62,6 +102,8 @@ class Router:
             realm.kill_session = self._kill
         self.conns: dict[int, Session] = {}
         self._auth_by_listener: dict[int, list[Authenticator]] = {}
+        self._failures = FailureLog()  # failed authentications (listener auth limits)
+        self._delayed = DelayedAborts()  # ABORTs of failed authentications, sent later
         # (event, session) for the adapters' log: "join" / "leave"; they drain it
         self.journal: list[tuple[str, Session]] = []
 
@@ -74,6 +116,10 @@ class Router:
         if session is None:
             return []
         effects = self._leave(session)
+        if session.state is State.AUTHENTICATING:  # nobody waits for the authenticator now
+            waiting: _Waiting = session.pending_auth
+            session.pending_auth = None
+            effects.extend(waiting.realm.dealer.abandon(waiting.request))
         session.state = State.CLOSED
         return effects
 
@@ -138,12 +184,19 @@ class Router:
 
     def next_deadline(self) -> float | None:
         deadlines = [d for r in self.realms.values() if (d := r.next_deadline()) is not None]
+        delayed = self._delayed.next_deadline()
+        if delayed is not None:
+            deadlines.append(delayed)
         return min(deadlines) if deadlines else None
 
     def on_timer(self, now: float) -> list[Effect]:
         effects: list[Effect] = []
         for realm in self.realms.values():
             effects.extend(realm.on_timer(now))
+        for conn, (session, reason, message) in self._delayed.due(now):
+            if self.conns.get(conn) is session:
+                effects.extend([Send(conn, Abort({"message": message}, reason)),
+                                Close(conn, f"abort {reason}: {message}")])
         return effects
 
     def reconfigure(self, config: NodeConfig) -> list[Effect]:
@@ -309,6 +362,18 @@ class Router:
         effects.extend(realm.join(session))
         self.journal.append(("join", session))
         return effects
+
+    def join_internal(self, conn: int, realm: str, authid: str, authrole: str,
+                      authmethod: str) -> list[Effect]:
+        """Join a connection the router itself authenticated (the HTTP bridge's
+        principals) without a HELLO; the WELCOME goes to that connection."""
+        session = self.conns[conn]
+        if realm not in self.realms:
+            return self._abort(session, NO_SUCH_REALM, f"no realm {realm!r} on this router")
+        session.session_id = global_id(self._rng)
+        session.realm_name = realm
+        session.set_roles({"caller": {}, "publisher": {}})
+        return self._welcome(session, Accept(authid, authrole, authmethod, "static"))
 
     def _peer_goodbye(self, session: Session) -> list[Effect]:
         effects = self._leave(session)

@@ -161,6 +161,19 @@ class Driver:
                          "peer={peer}", session=s.session_id, realm=s.realm_name,
                          authid=s.authid, peer=s.transport.peer)
 
+    def inject(self, cid: int, msg: Message) -> None:
+        """A message from an internal connection (the HTTP bridge), already parsed."""
+        conn = self._conns.get(cid)
+        if conn is None:
+            return
+        counts = self.stats.messages_in
+        counts[msg.TYPE] = counts.get(msg.TYPE, 0) + 1
+        if conn.rate_limited():
+            self._rate_limited(cid, conn, msg)
+        else:
+            self.apply(self.router.receive(cid, msg, self._clock()))
+        self.flush()
+
     def _rate_limited(self, cid: int, conn: Connection, msg: Message) -> None:
         """A message over the listener's ``max_message_rate``."""
         self.stats.rate_limited += 1

@@ -179,6 +179,12 @@ class LongPollResource(Resource):
         self.clock = clock
         self.transports: dict[str, LongPollTransport] = {}
 
+    def reconfigure(self, listener: Listener) -> None:
+        """A reload: new timeouts and limits (existing transports go on)."""
+        if listener.longpoll is not None:
+            self.listener = listener
+            self.config = listener.longpoll
+
     def render_GET(self, request: Any) -> bytes:
         request.setResponseCode(405)
         request.setHeader(b"allow", b"POST")

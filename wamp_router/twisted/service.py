@@ -62,18 +62,31 @@ class RouterNode:
         if listener.transport == "rawsocket":
             return WampRawSocketFactory(self.driver, listener, self.reactor)
         factory = WampWebSocketFactory(self.driver, listener, self.reactor)
-        if listener.longpoll is not None:
-            from twisted.web.server import Site
-
-            from .longpoll import LongPollResource
-            from .metrics import mount
-
-            root = Resource()
-            mount(root, listener.longpoll.path,
-                  LongPollResource(self.driver, listener, self.reactor))
-            factory.http_site = Site(root)
-            factory.http_site.noisy = False
+        if listener.longpoll is not None or listener.bridge is not None:
+            factory.http_site = self._http_site(listener)
         return factory
+
+    def _http_site(self, listener: Listener) -> Any:
+        """The HTTP resources sharing a websocket listener's port."""
+        from twisted.web.server import Site
+
+        from .bridge import BridgeResource
+        from .longpoll import LongPollResource
+        from .metrics import mount
+
+        root = Resource()
+        site = Site(root)
+        site.noisy = False
+        site.resources = []  # type: ignore[attr-defined]  # reconfigured on reload
+        if listener.longpoll is not None:
+            longpoll = LongPollResource(self.driver, listener, self.reactor)
+            mount(root, listener.longpoll.path, longpoll)
+            site.resources.append(longpoll)  # type: ignore[attr-defined]
+        if listener.bridge is not None:
+            bridge = BridgeResource(self.driver, listener, self.reactor)
+            mount(root, listener.bridge.path, bridge)
+            site.resources.append(bridge)  # type: ignore[attr-defined]
+        return site
 
     @defer.inlineCallbacks
     def _listen(self, listener: Listener) -> Any:
@@ -131,6 +144,8 @@ class RouterNode:
             if key in self.ports:
                 _, factory, port = self.ports[key]
                 factory.listener = listener  # new auth and limits apply to new connections
+                for resource in getattr(factory.http_site, "resources", ()):
+                    resource.reconfigure(listener)
                 self.ports[key] = (listener, factory, port)
             else:
                 yield self._listen(listener)

@@ -28,7 +28,8 @@ class WampWebSocketProtocol(WampProtocolBase):
                                      max_message_size=self.listener.max_message_size)
         # sharing the port with RawSocket and/or HTTP: look at the first bytes first
         self._sniff: bytes | None = (
-            b"" if self.listener.rawsocket or self.listener.longpoll else None)
+            b"" if self.listener.rawsocket or self.listener.longpoll or self.listener.bridge
+            else None)
 
     def frame(self, payload: bytes) -> bytes:
         return ws.frame_message(payload, self.serializer.binary)
