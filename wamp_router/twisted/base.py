@@ -11,6 +11,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 
 from ..config.model import Listener
+from ..wire.serializers import Serializer
 from .driver import Driver
 
 log = Logger(namespace="wamp_router")
@@ -108,6 +109,8 @@ class WampProtocolBase(Protocol):
 
     cid = 0
     max_out = 1 << 62
+    serializer: Serializer  # set when the transport handshake picks one
+    frame_key: Any = None
     transport: Any  # ITransport; typed loosely (zope interfaces confuse mypy)
 
     def __init__(self, driver: Driver, listener: Listener, clock: Any,
@@ -154,8 +157,15 @@ class WampProtocolBase(Protocol):
             except OSError:  # Unix sockets and some platforms
                 pass
 
-    def start_opening_timer(self) -> None:
-        self.heartbeat.start()
+    def connectionMade(self) -> None:
+        self.heartbeat.start()  # the opening timeout, then the heartbeat
+        self.keep_alive()
+        if not self.over_capacity():
+            self.setup()
+
+    def setup(self) -> None:
+        """Create the transport's pure protocol state (subclasses)."""
+        raise NotImplementedError
 
     def over_capacity(self) -> bool:
         """Count this connection; True (and refuse it) when over ``max_sessions``."""

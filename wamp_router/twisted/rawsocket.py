@@ -7,19 +7,12 @@ from typing import Any
 
 from ..core.session import TransportInfo
 from ..wire import rawsocket as rs
-from ..wire.serializers import SERIALIZERS, Serializer
+from ..wire.serializers import SERIALIZERS
 from .base import WampFactory, WampProtocolBase, log
 
 
 class WampRawSocketProtocol(WampProtocolBase):
-    serializer: Serializer
-    frame_key: Any = None
-
-    def connectionMade(self) -> None:
-        self.start_opening_timer()
-        self.keep_alive()
-        if self.over_capacity():
-            return
+    def setup(self) -> None:
         self.rs = rs.RawSocketServer(serializers=self.listener.serializers,
                                      max_message_size=self.listener.max_message_size)
 

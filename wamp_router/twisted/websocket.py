@@ -10,19 +10,12 @@ from typing import Any
 
 from ..core.session import TransportInfo
 from ..wire import websocket as ws
-from ..wire.serializers import BY_SUBPROTOCOL, SERIALIZERS, Serializer
+from ..wire.serializers import BY_SUBPROTOCOL, SERIALIZERS
 from .base import WampFactory, WampProtocolBase, log
 
 
 class WampWebSocketProtocol(WampProtocolBase):
-    serializer: Serializer
-    frame_key: Any = None
-
-    def connectionMade(self) -> None:
-        self.start_opening_timer()
-        self.keep_alive()
-        if self.over_capacity():
-            return
+    def setup(self) -> None:
         protocols = [SERIALIZERS[name].subprotocol for name in self.listener.serializers]
         self.ws = ws.WebSocketServer(path=self.listener.path, subprotocols=protocols,
                                      max_message_size=self.listener.max_message_size)
