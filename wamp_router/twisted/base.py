@@ -27,6 +27,28 @@ def peer_name(transport: Any) -> str:
     return f"unix:{getattr(peer, 'name', '') or 'socket'}"
 
 
+class TokenBucket:
+    """``rate`` events per second with bursts of ``burst`` (0 = the rate)."""
+
+    __slots__ = ("rate", "_burst", "_tokens", "_stamp", "_clock")
+
+    def __init__(self, rate: float, burst: int, clock: Any) -> None:
+        self.rate = rate
+        self._burst = float(burst or max(1, int(rate)))
+        self._tokens = self._burst
+        self._stamp = clock.seconds()
+        self._clock = clock
+
+    def exceeded(self) -> bool:
+        now = self._clock.seconds()
+        self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self.rate)
+        self._stamp = now
+        if self._tokens < 1.0:
+            return True
+        self._tokens -= 1.0
+        return False
+
+
 class Beat(Enum):
     OPENING = "opening"  # connected, WELCOME not sent yet
     OFF = "off"
@@ -126,23 +148,12 @@ class WampProtocolBase(Protocol):
         self._direct = False  # may bypass Twisted's write buffer (real TCP/Unix sockets)
         limits = listener.limits
         self.rate_limit_action: str = limits.rate_limit_action
-        self._rate = limits.max_message_rate
-        self._burst = float(limits.message_burst or max(1, int(limits.max_message_rate)))
-        self._tokens = self._burst
-        self._stamp = 0.0
+        self._bucket = TokenBucket(limits.max_message_rate, limits.message_burst, clock)
         self._max_buffer = limits.max_send_buffer
 
     def rate_limited(self) -> bool:
-        """Token bucket: True when this message is over ``max_message_rate``."""
-        if not self._rate:
-            return False
-        now = self.clock.seconds()
-        self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
-        self._stamp = now
-        if self._tokens < 1.0:
-            return True
-        self._tokens -= 1.0
-        return False
+        """True when this message is over the listener's ``max_message_rate``."""
+        return self._bucket.rate != 0 and self._bucket.exceeded()
 
     def makeConnection(self, transport: Any) -> None:
         self._direct = all(hasattr(transport, name) for name in (

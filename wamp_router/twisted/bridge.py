@@ -27,7 +27,7 @@ from ..config.model import Bridge, Listener
 from ..core.messages import Call, Publish
 from ..core.session import State, TransportInfo
 from ..wire.serializers import SERIALIZERS
-from .base import log
+from .base import TokenBucket, log
 from .driver import Driver
 
 STATUS_BY_URI = {
@@ -63,10 +63,7 @@ class BridgeSession:
         self.pending: dict[int, Any] = {}  # request id -> HTTP request
         self.next_request = 0
         self.cid = 0
-        self.clock = clock
-        self.rate = max_rate
-        self.tokens = max(1.0, max_rate)
-        self.stamp = 0.0
+        self.bucket = TokenBucket(max_rate, 0, clock)
 
     def frame(self, payload: bytes) -> bytes:
         return payload
@@ -78,15 +75,7 @@ class BridgeSession:
         return 0
 
     def rate_limited(self) -> bool:
-        if not self.rate:
-            return False
-        now = self.clock.seconds()
-        self.tokens = min(max(1.0, self.rate), self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens < 1.0:
-            return True
-        self.tokens -= 1.0
-        return False
+        return self.bucket.rate != 0 and self.bucket.exceeded()
 
     def close_after_send(self, reason: str) -> None:
         cid, self.cid = self.cid, 0

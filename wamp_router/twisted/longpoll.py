@@ -27,7 +27,7 @@ from twisted.web.server import NOT_DONE_YET
 from ..config.model import Listener, LongPoll
 from ..core.session import TransportInfo
 from ..wire.serializers import BY_SUBPROTOCOL, SERIALIZERS, Serializer
-from .base import log
+from .base import TokenBucket, log
 from .driver import Driver
 
 
@@ -41,7 +41,6 @@ class LongPollTransport:
     """One long-poll session: the driver's Connection for it."""
 
     max_out = 1 << 62
-    rate_limit_action = "close"
 
     def __init__(self, resource: LongPollResource, tid: str, serializer: Serializer,
                  peer: str) -> None:
@@ -55,6 +54,9 @@ class LongPollTransport:
         self.waiting_timer: Any = None
         self.state = LpState.OPEN
         self.cid = 0
+        limits = resource.listener.limits
+        self.rate_limit_action = limits.rate_limit_action
+        self.bucket = TokenBucket(limits.max_message_rate, limits.message_burst, resource.clock)
         self.last_seen = resource.clock.seconds()
         self.expiry: Any = resource.clock.callLater(resource.config.session_timeout,
                                                     self._check_expiry)
@@ -82,7 +84,7 @@ class LongPollTransport:
         return sum(map(len, self.queue))
 
     def rate_limited(self) -> bool:
-        return False
+        return self.bucket.rate != 0 and self.bucket.exceeded()
 
     def close_after_send(self, reason: str) -> None:
         if self.state is LpState.OPEN:
