@@ -56,6 +56,12 @@ The format::
     match = "prefix"
     allow = ["call", "register", "publish", "subscribe"]
 
+WAMP-Cryptosign and WAMP-SCRAM principals, dynamic authenticators (a method given
+as a table instead of an array), ``[listeners.auth.limits]``, ``ticket_hash``, secrets
+as ``{ env = ... }`` / ``{ file = ... }`` and listener ``tls`` are parsed by
+``auth_loader`` (its docstring shows them); realms take ``authorizer`` and
+``authorizer_timeout``, permissions ``disclose = { caller, publisher }``.
+
 A listener without an ``[listeners.auth]`` table allows anonymous access with role
 "anonymous"; a listener with one offers exactly the methods it lists (an empty one is
 an error).  Limits: port 0..65535 (0 = pick a free port), max_message_size
@@ -77,6 +83,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
+from wamp_router.config import auth_loader  # cryptosign, scram, dynamic, secrets, TLS
 from wamp_router.config.model import (
     MIB,
     Action,
@@ -85,6 +92,7 @@ from wamp_router.config.model import (
     Bridge,
     BridgeToken,
     CraPrincipal,
+    CryptosignPrincipal,
     Endpoint,
     Heartbeat,
     Limits,
@@ -96,6 +104,7 @@ from wamp_router.config.model import (
     Permission,
     Realm,
     Role,
+    ScramPrincipal,
     TcpEndpoint,
     TicketPrincipal,
     Transport,
@@ -123,7 +132,7 @@ SERIALIZERS: tuple[str, ...] = ("json", "msgpack", "cbor")
 ACTIONS: tuple[str, ...] = ("call", "register", "publish", "subscribe")
 MATCH_POLICIES: tuple[str, ...] = ("exact", "prefix", "wildcard")
 URI_CHECKS: tuple[str, ...] = ("loose", "strict")
-AUTH_METHODS: tuple[str, ...] = ("anonymous", "ticket", "wampcra")
+AUTH_METHODS: tuple[str, ...] = ("anonymous", "ticket", "wampcra", "cryptosign", "scram")
 
 _ROOT_KEYS = ("listeners", "realms", "metrics")
 _METRICS_KEYS = ("endpoint", "path", "health_path")
@@ -141,6 +150,7 @@ _LISTENER_KEYS = (
     "longpoll",
     "rawsocket",
     "bridge",
+    "tls",
 )
 _BRIDGE_KEYS = ("path", "realm", "tokens", "webhooks", "max_rate", "max_skew")
 _BRIDGE_TOKEN_KEYS = ("token", "authid", "role", "hmac_secret")
@@ -148,12 +158,12 @@ _WEBHOOK_KEYS = ("name", "topic", "role", "authid", "token")
 _LONGPOLL_KEYS = ("path", "request_timeout", "session_timeout", "max_queue")
 _HEARTBEAT_KEYS = ("interval", "timeout")
 _ANONYMOUS_KEYS = ("role", "realms")
-_TICKET_KEYS = ("authid", "ticket", "role", "realm")
+_TICKET_KEYS = ("authid", "ticket", "ticket_hash", "role", "realm")
 _CRA_KEYS = ("authid", "secret", "role", "realm", "salt", "iterations", "keylen")
-_REALM_KEYS = ("name", "uri_check", "roles", "max_sessions")
+_REALM_KEYS = ("name", "uri_check", "roles", "max_sessions", "authorizer", "authorizer_timeout")
 _ROLE_KEYS = ("name", "permissions", "disclose")
 _DISCLOSE_KEYS = ("caller", "publisher")
-_PERMISSION_KEYS = ("uri", "match", "allow")
+_PERMISSION_KEYS = ("uri", "match", "allow", "disclose")
 
 _BAD_URI_CHAR = re.compile(r"[\s#]")
 _STRICT_COMPONENT = re.compile(r"[0-9a-z_]+")
@@ -691,6 +701,7 @@ def _parse_listener(table: _Table, endpoint: Endpoint | None, index: _RealmIndex
         longpoll=_parse_longpoll(table, transport),
         rawsocket=_parse_shared_rawsocket(table, transport),
         bridge=_parse_bridge(table, transport, index),
+        tls=auth_loader.parse_tls(table),
     )
 
 
@@ -841,14 +852,18 @@ def _parse_auth(table: _Table, index: _RealmIndex) -> Auth:
     auth = table.table("auth")
     if auth is None:
         return Auth()
-    auth.check_keys(AUTH_METHODS)
+    auth.check_keys((*AUTH_METHODS, "limits"))
     data = auth.data
-    if not ("anonymous" in data or data.get("ticket") or data.get("wampcra")):
+    if not ("anonymous" in data or any(data.get(m) for m in AUTH_METHODS[1:])):
         table.error("auth", f"no authentication method (allowed: {_allowed(AUTH_METHODS)})")
     return Auth(
         anonymous=_parse_anonymous(auth, index),
         ticket=_parse_principals(auth, "ticket", _parse_ticket, index),
         wampcra=_parse_principals(auth, "wampcra", _parse_cra, index),
+        cryptosign=_parse_principals(auth, "cryptosign", auth_loader.parse_cryptosign, index),
+        scram=_parse_principals(auth, "scram", auth_loader.parse_scram, index),
+        dynamic=auth_loader.parse_dynamic(auth, index),  # a method given as a table
+        limits=auth_loader.parse_limits(auth),
     )
 
 
@@ -902,7 +917,7 @@ def _unknown_realm(name: str, index: _RealmIndex) -> str:
     return f"unknown realm {_q(name)} (defined realms: {index.names()})"
 
 
-_P = TypeVar("_P", TicketPrincipal, CraPrincipal)
+_P = TypeVar("_P", TicketPrincipal, CraPrincipal, CryptosignPrincipal, ScramPrincipal)
 
 
 def _parse_principals(
@@ -911,6 +926,8 @@ def _parse_principals(
     parse: Callable[[_Table, _RealmIndex], _P],
     index: _RealmIndex,
 ) -> tuple[_P, ...]:
+    if isinstance(auth.data.get(key), dict):
+        return ()  # a table, not an array of principals: a dynamic authenticator
     tables = auth.tables(key) or []
     seen: dict[str, str] = {}
     principals: list[_P] = []
@@ -941,15 +958,16 @@ def _parse_role_ref(table: _Table, index: _RealmIndex) -> tuple[str, str | None]
 def _parse_ticket(table: _Table, index: _RealmIndex) -> TicketPrincipal:
     table.check_keys(_TICKET_KEYS)
     authid = table.string("authid", required=True, nonempty=True)
-    ticket = table.string("ticket", required=True, nonempty=True, secret=True)
+    ticket, ticket_hash = auth_loader.ticket_secret(table)
     role, realm = _parse_role_ref(table, index)
-    return TicketPrincipal(authid=authid or "", ticket=ticket or "", role=role, realm=realm)
+    return TicketPrincipal(authid=authid or "", ticket=ticket, role=role, realm=realm,
+                           ticket_hash=ticket_hash)
 
 
 def _parse_cra(table: _Table, index: _RealmIndex) -> CraPrincipal:
     table.check_keys(_CRA_KEYS)
     authid = table.string("authid", required=True, nonempty=True)
-    secret = table.string("secret", required=True, nonempty=True, secret=True)
+    secret = auth_loader.secret(table, "secret", required=True)
     role, realm = _parse_role_ref(table, index)
     salt = table.string("salt", nonempty=True, secret=True)
     iterations = table.integer("iterations", 1)
@@ -979,11 +997,19 @@ def _parse_realm(table: _Table, seen: dict[str, str]) -> Realm:
     if name is not None:
         _check_realm_name(table, name, seen)
     uri_check = table.choice("uri_check", URI_CHECKS, "URI check")
+    authorizer = table.string("authorizer")
+    if authorizer is not None and (problem := check_pattern(authorizer, "exact")) is not None:
+        table.error("authorizer", f"invalid procedure URI {_q(authorizer)}: {problem}")
+    timeout = table.seconds("authorizer_timeout")
+    if timeout == 0:
+        table.error("authorizer_timeout", "must be more than 0")
     return Realm(
         name=name or "",
         roles=_parse_roles(table, name or "", strict=uri_check == "strict"),
         uri_check=cast(UriCheck, uri_check or "loose"),
         max_sessions=table.integer("max_sessions", 0) or 0,
+        authorizer=authorizer,
+        authorizer_timeout=timeout or 5.0,
     )
 
 
@@ -1040,10 +1066,13 @@ def _parse_permission(table: _Table, *, strict: bool) -> Permission:
             table.error(
                 "uri", f"invalid URI pattern {_q(uri)} for match {_q(effective)}: {problem}"
             )
+    caller, publisher = _parse_disclose(table)
     return Permission(
         uri=uri or "",
         match=cast(MatchPolicy, effective),
         allow=_parse_actions(table),
+        disclose_caller=caller,
+        disclose_publisher=publisher,
     )
 
 

@@ -24,7 +24,8 @@ from .session import NONE, Session
 from .urimap import UriMap
 
 Emit = Callable[[str, list[Any]], list[Effect]]
-MayReceive = Callable[[Session, str], bool]
+# may (session) receive an event on (topic) through (subscription)?
+MayReceive = Callable[[Session, str, "Subscription"], bool]
 
 _FILTER_KEYS = ("exclude", "exclude_authid", "exclude_authrole",
                 "eligible", "eligible_authid", "eligible_authrole")
@@ -139,7 +140,7 @@ class Broker:
                 continue
             if r.filter is not None and not r.filter.allows(session):
                 continue
-            if not self._may_receive(session, topic):
+            if not self._may_receive(session, topic, sub):
                 continue
             details: dict[str, Any] = {"retained": True, **r.identity}
             if sub.match != "exact":
@@ -223,7 +224,8 @@ class Broker:
                 # a pattern subscription was authorized for its pattern: each concrete
                 # topic is checked too, so that a narrower deny still holds
                 conns = [c for c, s in subscribers.items() if c != skip
-                         and (pfilter is None or pfilter.allows(s)) and may_receive(s, topic)]
+                         and (pfilter is None or pfilter.allows(s))
+                         and may_receive(s, topic, sub)]
             elif pfilter is None:
                 conns = [c for c in subscribers if c != skip] if skip in subscribers else list(
                     subscribers)

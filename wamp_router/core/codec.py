@@ -177,7 +177,7 @@ def _fast_yield(obj: list[Any]) -> Message | None:
 
 def parse(obj: Any) -> Message:
     """Validate a decoded WAMP message and build its message object."""
-    if type(obj) is list and obj:
+    if type(obj) is list and obj and type(obj[0]) is int:  # not 48.0 or True
         code = obj[0]
         fast: Message | None = None
         if code == 48:

@@ -6,6 +6,9 @@ Owns the registration index (a ``UriMap`` of ``Registration``s) and, through
 progressive call results and invocations, call canceling (skip / kill /
 killnowait), dealer-enforced call timeouts, call rerouting on
 ``wamp.error.unavailable``, and emits the registration meta events.
+Router-originated calls (``call_internal``: the dynamic authenticator and
+authorizer) are ordinary pending invocations with caller conn 0 whose final
+answer goes to a continuation instead of a caller session.
 URI checks and authorization are done by the realm before calling in here.
 """
 
@@ -79,8 +82,12 @@ def _interrupt(p: Pending, mode: str, reason: str) -> Send:
     return Send(p.callee, Interrupt(p.invocation, {"mode": mode, "reason": reason}))
 
 
-def _error_to_caller(p: Pending, uri: str, message: str) -> Send:
-    return Send(p.caller, Error(Call.TYPE, p.caller_request, {}, uri, [message]))
+def _caller_error(p: Pending, uri: str, message: str) -> Error:
+    return Error(Call.TYPE, p.caller_request, {}, uri, [message])
+
+
+# The continuation of a router-originated call: (final RESULT or ERROR, now) -> effects.
+Then = Callable[[Result | Error, float], list[Effect]]
 
 
 class Dealer:
@@ -89,9 +96,11 @@ class Dealer:
         self._emit = emit
         self._stats = stats or Stats()
         self._ids = SequentialIds()
+        self._internal_ids = SequentialIds()  # request ids of router-originated calls
         self._map: UriMap[Registration] = UriMap()
         self._by_id: dict[int, Registration] = {}
         self.calls = InvocationTable()
+        self.now = 0.0  # the latest time the dealer was told (for continuations)
 
     # -- registrations ------------------------------------------------------
     def register(self, session: Session, msg: Register, match: str, now: float) -> list[Effect]:
@@ -286,20 +295,32 @@ class Dealer:
                                           msg.args, msg.kwargs))]
         self._finish(p)
         if now:
+            self.now = now
             self._stats.call_finished(now - p.started)
+        if p.then is not None:
+            return self._reply(p, Result(p.caller_request, {}, msg.args, msg.kwargs))
         return [Send(p.caller, Result(p.caller_request, {}, msg.args, msg.kwargs))]
+
+    def _reply(self, p: Pending, msg: Result | Error) -> list[Effect]:
+        """The final answer of a call: to its caller, or to the router's continuation."""
+        if p.then is None:
+            return [Send(p.caller, msg)]
+        then: Then = p.then
+        return then(msg, self.now)
 
     def error(self, session: Session, msg: Error, now: float = 0.0) -> list[Effect]:
         p = self.calls.by_invocation(session.conn, msg.request)
         if p is None:
             return []
+        if now:
+            self.now = now
         if msg.error == UNAVAILABLE and p.state is CallState.ACTIVE and not p.streaming:
             return self._reroute(p)
         self._finish(p)
         if now:
             self._stats.call_finished(now - p.started)
-        return [Send(p.caller, Error(Call.TYPE, p.caller_request, {}, msg.error,
-                                     msg.args, msg.kwargs))]
+        return self._reply(p, Error(Call.TYPE, p.caller_request, {}, msg.error,
+                                    msg.args, msg.kwargs))
 
     def _reroute(self, p: Pending) -> list[Effect]:
         self._finish(p)
@@ -311,8 +332,8 @@ class Dealer:
         else:
             nxt = self._pick(reg, p.tried)
         if nxt is None:
-            return [_error_to_caller(p, NO_AVAILABLE_CALLEE,
-                                     f"no callee of {p.call.procedure!r} is available")]
+            return self._reply(p, _caller_error(p, NO_AVAILABLE_CALLEE,
+                                                f"no callee of {p.call.procedure!r} is available"))
         p.state = CallState.ACTIVE
         return [self._invoke(p, nxt)]
 
@@ -321,8 +342,8 @@ class Dealer:
         if p is None:
             return []
         self._finish(p)
-        return [_error_to_caller(p, PAYLOAD_SIZE_EXCEEDED, f"the invocation ({size} bytes) "
-                                 "exceeds what the callee's transport accepts")]
+        return self._reply(p, _caller_error(p, PAYLOAD_SIZE_EXCEEDED, f"the invocation ({size} "
+                                            "bytes) exceeds what the callee's transport accepts"))
 
     # -- cancel and timeouts -------------------------------------------------
     def cancel(self, session: Session, msg: Cancel) -> list[Effect]:
@@ -344,20 +365,61 @@ class Dealer:
             p.deadline = 0.0
             return [_interrupt(p, "kill", uri)]
         self._finish(p)
-        effects: list[Effect] = [_error_to_caller(p, uri, message)]
+        effects: list[Effect] = []
         if mode == "killnowait":
             effects.append(_interrupt(p, "killnowait", uri))
+        effects[:0] = self._reply(p, _caller_error(p, uri, message))
         return effects
 
     def next_deadline(self) -> float | None:
         return self.calls.next_deadline()
 
     def on_timer(self, now: float) -> list[Effect]:
+        self.now = now
         effects: list[Effect] = []
         for p in self.calls.expired(now):
-            effects.extend(self._stop(p, "killnowait", TIMEOUT,
-                                      "the call timed out (CALL option 'timeout')"))
+            effects.extend(self._stop(p, "killnowait", TIMEOUT, (
+                "no answer in time" if p.then is not None
+                else "the call timed out (CALL option 'timeout')")))
         return effects
+
+    # -- router-originated calls ---------------------------------------------
+    def call_internal(self, procedure: str, args: list[Any], now: float, timeout: float,
+                      then: Then) -> tuple[int, list[Effect]]:
+        """A call made by the router itself (dynamic authenticator and authorizer):
+        no caller session (caller conn 0), no identity disclosed; the final RESULT
+        or ERROR (also ``wamp.error.timeout`` after ``timeout`` s, or
+        ``wamp.error.canceled`` when the callee leaves) goes to ``then``. Raises
+        ``WampError`` when nobody can take the call. Returns the call's handle
+        (for ``abandon``) and the effects."""
+        self.now = now
+        reg = self.lookup(procedure)
+        if reg is None:
+            raise WampError(NO_SUCH_PROCEDURE, f"no callee registered for procedure "
+                            f"{procedure!r}")
+        callee = self._pick(reg, ())
+        if callee is None:
+            raise WampError(NO_AVAILABLE_CALLEE, f"every callee of {procedure!r} is at its "
+                            "concurrency limit")
+        request = self._internal_ids.next()
+        call = Call(request, {}, procedure, args)
+        p = Pending(0, request, callee.session.conn, 0, reg, callee, call=call, started=now,
+                    then=then, deadline=now + timeout if timeout > 0 else 0.0)
+        effects: list[Effect] = [self._invoke(p, callee)]
+        if p.deadline:
+            effects.append(Timer(p.deadline))
+        return request, effects
+
+    def abandon(self, request: int) -> list[Effect]:
+        """Forget a router-originated call whose answer is no longer wanted; a callee
+        that supports canceling gets INTERRUPT."""
+        p = self.calls.by_call(0, request)
+        if p is None:
+            return []
+        self._finish(p)
+        if p.callee_entry.session.callee_features & {"call_canceling", "call_cancelling"}:
+            return [_interrupt(p, "killnowait", CANCELED)]
+        return []
 
     # -- sessions leaving ----------------------------------------------------
     def session_left(self, session: Session) -> list[Effect]:
@@ -368,8 +430,8 @@ class Dealer:
                 effects.extend(self._detach(session, reg))
         for p in self.calls.of_callee(session.conn):
             self._finish(p)
-            effects.append(_error_to_caller(p, CANCELED,
-                                            "the callee left before answering the call"))
+            effects.extend(self._reply(p, _caller_error(
+                p, CANCELED, "the callee left before answering the call")))
         for p in self.calls.of_caller(session.conn):
             self._finish(p)
             if p.callee_entry.session.callee_features & {"call_canceling", "call_cancelling"}:

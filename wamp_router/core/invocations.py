@@ -36,6 +36,9 @@ class Pending:
     caller_finished: Any = None  # the caller's set of completed progressive call ids
     tried: list[int] = field(default_factory=list)  # callee conns that answered "unavailable"
     started: float = 0.0  # when the CALL arrived (call latency)
+    # a router-originated call (caller conn 0): the final RESULT/ERROR goes to
+    # then(message, now) instead of a caller session
+    then: Any = None
 
 
 class InvocationTable:

@@ -4,6 +4,9 @@ sessions' messages to the broker and dealer.
 Every request is checked here, in this order: URI syntax (the realm's
 ``uri_check`` rule; ``wamp.error.invalid_uri``), then authorization
 (``wamp.error.not_authorized``), then handed to broker or dealer.
+Authorization: the static permissions of the session's role, then, for what
+they do not allow, the realm's dynamic authorizer if it has one (the request
+waits for its answer; see ``auth/authorizer.py``).
 """
 
 from __future__ import annotations
@@ -12,12 +15,20 @@ from collections.abc import Callable
 from typing import Any
 
 from ..config.model import Realm as RealmConfig
-from .authorizer import Authorizer
+from .auth.authorizer import (
+    INVALIDATE,
+    DynamicAuthorizer,
+    Proceed,
+    SessionAuthz,
+    denied,
+    release,
+)
+from .authorizer import Authorizer, Decision
 from .broker import Broker
 from .dealer import Dealer
 from .effects import Effect, Send
-from .errors import INVALID_URI, NOT_AUTHORIZED, ProtocolViolation, WampError
-from .ids import RandomSource
+from .errors import INVALID_URI, ProtocolViolation, WampError
+from .ids import RandomSource, global_id
 from .messages import (
     Call,
     Cancel,
@@ -25,6 +36,7 @@ from .messages import (
     Invocation,
     Message,
     Publish,
+    Published,
     Register,
     Result,
     Subscribe,
@@ -46,8 +58,10 @@ class Realm:
     def __init__(self, config: RealmConfig, rng: RandomSource, stats: Stats | None = None) -> None:
         self.name = config.name
         self.config = config
+        self._rng = rng
         self.uri_check = config.uri_check
         self.authorizer = Authorizer(config.roles)
+        self.dynamic = self._dynamic(config)
         self.roles = {role.name: role for role in config.roles}
         self.broker = Broker(rng, self.emit, self._may_receive)
         self.dealer = Dealer(rng, self.emit, stats)
@@ -72,8 +86,14 @@ class Realm:
         self.config = config
         self.uri_check = config.uri_check
         self.authorizer = Authorizer(config.roles)
+        self.dynamic = self._dynamic(config)
         self.roles = {role.name: role for role in config.roles}
         self._valid_uris.clear()
+
+    def _dynamic(self, config: RealmConfig) -> DynamicAuthorizer | None:
+        if config.authorizer is None:
+            return None
+        return DynamicAuthorizer(self, config.authorizer, config.authorizer_timeout)
 
     # -- membership -------------------------------------------------------
     def emit(self, topic: str, args: list[Any]) -> list[Effect]:
@@ -86,7 +106,8 @@ class Realm:
 
     def leave(self, session: Session) -> list[Effect]:
         self.sessions.pop(session.session_id, None)
-        effects = self.broker.session_left(session)
+        effects = release(session) if session.authz is not None else []
+        effects.extend(self.broker.session_left(session))
         effects.extend(self.dealer.session_left(session))
         effects.extend(self._testaments(session))
         effects.extend(self.emit("wamp.session.on_leave",
@@ -101,8 +122,9 @@ class Realm:
             for topic, args, kwargs, options in session.testaments[scope]:
                 msg = Publish(0, options, topic, args, kwargs)
                 try:
+                    forced = self._allowed_now(session, "publish", topic)[1]
                     effects.extend(self.broker.publish(session, msg, self._disclose_publisher(
-                        session, options)))
+                        session, options, forced)))
                 except WampError:  # options were checked when added; never block a leave
                     continue
         session.testaments = None
@@ -120,6 +142,10 @@ class Realm:
 
     # -- dispatch ---------------------------------------------------------
     def handle(self, session: Session, msg: Message, now: float) -> list[Effect]:
+        authz: SessionAuthz | None = session.authz
+        if authz is not None and authz.request and type(msg) is not Yield and (
+                type(msg) is not Error):
+            return authz.hold(msg)  # behind a request waiting for the dynamic authorizer
         handler = self._handlers.get(type(msg))
         if handler is None:
             raise ProtocolViolation(
@@ -147,51 +173,99 @@ class Realm:
             )
         return str(match)
 
-    def _authorize(self, session: Session, action: str, uri: str) -> None:
-        if not self.authorizer.allowed(session.authrole, action, uri):
-            raise WampError(
-                NOT_AUTHORIZED,
-                f"session {session.session_id} (authrole {session.authrole!r}) "
-                f"is not authorized to {action} {uri!r}",
-            )
+    # -- the authorization gate ----------------------------------------------
+    def _gate(self, session: Session, msg: Any, action: str, uri: str, now: float,
+              proceed: Proceed, match: str = "exact") -> list[Effect]:
+        """Static permissions first; what they do not allow goes to the dynamic
+        authorizer (the request waits for its answer), or is refused."""
+        allowed, disclose = self.authorizer.check(session.authrole, action, uri)
+        if allowed:
+            return proceed(session, msg, now, disclose)
+        if self.dynamic is None:
+            raise denied(session, action, uri)
+        return self.dynamic.authorize(session, msg, action, uri, match, now, proceed)
+
+    def _allowed_now(self, session: Session, action: str, uri: str) -> Decision:
+        """A decision that cannot wait: static, else a cached dynamic one."""
+        decision = self.authorizer.check(session.authrole, action, uri)
+        authz = session.authz
+        if not decision[0] and authz is not None:
+            decision = authz.cache.get((action, uri, "exact"), decision)
+        return decision
 
     def check_publish(self, session: Session, topic: str) -> None:
+        """May ``session`` publish to ``topic`` now (testaments)? Raises WampError."""
+        self._check_publish_uri(topic)
+        if not self._allowed_now(session, "publish", topic)[0]:
+            raise denied(session, "publish", topic)
+
+    def _check_publish_uri(self, topic: str) -> None:
         self._check_uri(topic, "topic")
         if topic.startswith("wamp."):
             raise WampError(INVALID_URI, f"topic {topic!r}: the wamp. prefix is reserved for "
                             "the router's own events")
-        self._authorize(session, "publish", topic)
 
-    def _disclose_publisher(self, session: Session, options: dict[str, Any]) -> bool:
-        role = self.roles.get(session.authrole)
-        forced = role.disclose_publisher if role is not None else None
+    def _disclose_publisher(self, session: Session, options: dict[str, Any],
+                            forced: bool | None = None) -> bool:
+        if forced is None:
+            role = self.roles.get(session.authrole)
+            forced = role.disclose_publisher if role is not None else None
         return forced if forced is not None else options.get("disclose_me") is True
 
     def _publish(self, session: Session, msg: Publish, now: float) -> list[Effect]:
-        self.check_publish(session, msg.topic)
-        disclose = self._disclose_publisher(session, msg.options)
+        if msg.topic == INVALIDATE:
+            return self._invalidate(session, msg)
+        self._check_publish_uri(msg.topic)
+        return self._gate(session, msg, "publish", msg.topic, now, self._publish_ok)
+
+    def _publish_ok(self, session: Session, msg: Publish, now: float,
+                    forced: bool | None) -> list[Effect]:
+        disclose = self._disclose_publisher(session, msg.options, forced)
         return self.broker.publish(session, msg, disclose)
 
-    def _may_receive(self, session: Session, topic: str) -> bool:
-        return self.authorizer.allowed(session.authrole, "subscribe", topic)
+    def _invalidate(self, session: Session, msg: Publish) -> list[Effect]:
+        """``wamp.authorizer.invalidate``: drop cached dynamic decisions. Only a role
+        with a static publish permission on that topic may do it."""
+        if not self.authorizer.allowed(session.authrole, "publish", INVALIDATE):
+            raise denied(session, "publish", INVALIDATE)
+        if self.dynamic is not None:
+            self.dynamic.invalidate(msg.kwargs or {})
+        if msg.options.get("acknowledge"):
+            return [Send(session.conn, Published(msg.request, global_id(self._rng)))]
+        return []
+
+    def _may_receive(self, session: Session, topic: str, sub: Any) -> bool:
+        if self.authorizer.allowed(session.authrole, "subscribe", topic):
+            return True
+        authz = session.authz  # a subscription the dynamic authorizer allowed
+        return authz is not None and sub.id in authz.subscriptions
 
     def _subscribe(self, session: Session, msg: Subscribe, now: float) -> list[Effect]:
         match = self._match(msg.options, msg.topic, "topic")
-        self._authorize(session, "subscribe", msg.topic)
-        return self.broker.subscribe(session, msg, match, now)
+        return self._gate(session, msg, "subscribe", msg.topic, now, self._subscribe_ok, match)
+
+    def _subscribe_ok(self, session: Session, msg: Subscribe, now: float,
+                      forced: bool | None) -> list[Effect]:
+        return self.broker.subscribe(session, msg, msg.options.get("match", "exact"), now)
 
     def _unsubscribe(self, session: Session, msg: Unsubscribe, now: float) -> list[Effect]:
+        if session.authz is not None:
+            session.authz.subscriptions.discard(msg.subscription)
         return self.broker.unsubscribe(session, msg)
 
     def _call(self, session: Session, msg: Call, now: float) -> list[Effect]:
         self._check_uri(msg.procedure, "procedure")
-        self._authorize(session, "call", msg.procedure)
+        return self._gate(session, msg, "call", msg.procedure, now, self._call_ok)
+
+    def _call_ok(self, session: Session, msg: Call, now: float,
+                 forced: bool | None) -> list[Effect]:
         handler = self.meta.handlers.get(msg.procedure)
         if handler is not None:
             args, effects = handler(session, msg.args or [], msg.kwargs or {})
             return [Send(session.conn, Result(msg.request, {}, args)), *effects]
-        role = self.roles.get(session.authrole)
-        forced = role.disclose_caller if role is not None else None
+        if forced is None:
+            role = self.roles.get(session.authrole)
+            forced = role.disclose_caller if role is not None else None
         disclose = forced if forced is not None else msg.options.get("disclose_me") is True
         return self.dealer.call(session, msg, now, disclose)
 
@@ -204,8 +278,12 @@ class Realm:
             raise WampError(
                 INVALID_URI, f"procedure {msg.procedure!r}: the wamp. prefix is reserved"
             )
-        self._authorize(session, "register", msg.procedure)
-        return self.dealer.register(session, msg, match, now)
+        return self._gate(session, msg, "register", msg.procedure, now, self._register_ok,
+                          match)
+
+    def _register_ok(self, session: Session, msg: Register, now: float,
+                     forced: bool | None) -> list[Effect]:
+        return self.dealer.register(session, msg, msg.options.get("match", "exact"), now)
 
     def _unregister(self, session: Session, msg: Unregister, now: float) -> list[Effect]:
         return self.dealer.unregister(session, msg)

@@ -315,20 +315,98 @@ class Router:
             )
         session.session_id = global_id(self._rng)
         session.realm_name = realm.name
+        session.authid = msg.details.get("authid") or ""  # as requested, until WELCOME
         session.set_roles(msg.details["roles"])
-        ctx = AuthContext(realm.name, session.session_id, now, self._rng)
+        ctx = self._ctx(session, now)
+        if self._refused(session, now):
+            return self._rejected(session, Reject(
+                AUTHENTICATION_FAILED, "too many failed authentication attempts from this "
+                "address or for this authid; try again later", failure=False), now)
         return self._outcome(session, chosen, chosen.start(msg, ctx), ctx)
 
     def _authenticate(self, session: Session, msg: Authenticate, now: float) -> list[Effect]:
         authenticator, state = session.pending_auth
         session.pending_auth = None
-        ctx = AuthContext(session.realm_name, session.session_id, now, self._rng)
+        ctx = self._ctx(session, now)
         return self._outcome(session, authenticator, authenticator.finish(state, msg, ctx), ctx)
 
+    def _ctx(self, session: Session, now: float) -> AuthContext:
+        t = session.transport
+        return AuthContext(session.realm_name, session.session_id, now, self._rng,
+                           {"type": t.kind, "peer": t.peer, "serializer": t.serializer,
+                            "tls": getattr(t.listener, "tls", None) is not None})
+
+    # -- failed authentications: limits and delayed ABORT -------------------
+    def _limit_keys(self, session: Session) -> list[str]:
+        keys = [f"peer:{peer_host(session.transport.peer)}"]
+        if session.authid:
+            keys.append(f"authid:{session.realm_name}:{session.authid}")
+        return keys
+
+    def _refused(self, session: Session, now: float) -> bool:
+        limits = session.transport.listener.auth.limits
+        return limits is not None and self._failures.refused(self._limit_keys(session),
+                                                             limits, now)
+
+    def _rejected(self, session: Session, reject: Reject, now: float) -> list[Effect]:
+        """ABORT a failed authentication: counted against the peer and the authid
+        and, with the listener's auth limits, answered after their ``delay``."""
+        limits = session.transport.listener.auth.limits
+        if limits is None or reject.reason != AUTHENTICATION_FAILED:
+            return self._abort(session, reject.reason, reject.message)
+        if reject.failure:
+            self._failures.record(self._limit_keys(session), limits, now)
+        if limits.delay <= 0:
+            return self._abort(session, reject.reason, reject.message)
+        session.state = State.CLOSED  # no more input; the ABORT follows after the delay
+        self._delayed.add(now + limits.delay, session.conn,
+                          (session, reject.reason, reject.message))
+        return [Timer(now + limits.delay)]
+
+    # -- the dynamic authenticator --------------------------------------------
+    def _ask(self, session: Session, authenticator: Authenticator, ask: Ask,
+             ctx: AuthContext) -> list[Effect]:
+        """Call the dynamic authenticator; the session waits (AUTHENTICATING) and
+        its answer resumes the handshake (``_answered``)."""
+        realm = self.realms.get(ask.realm or ctx.realm)
+        if realm is None:
+            return self._rejected(session, Reject(
+                AUTHENTICATION_FAILED, f"the authenticator's realm {ask.realm!r} does not "
+                "exist", failure=False), ctx.now)
+        waiting = _Waiting(realm, 0)
+
+        def then(msg: Result | Error, now: float) -> list[Effect]:
+            return self._answered(session, waiting, authenticator, ask, answer_of(msg), now)
+
+        try:
+            waiting.request, effects = realm.dealer.call_internal(
+                ask.procedure, ask.args, ctx.now, ask.timeout, then)
+        except WampError as exc:  # nobody registered it
+            return self._rejected(session, Reject(
+                AUTHENTICATION_FAILED, f"the authenticator {ask.procedure!r} is not available "
+                f"on realm {realm.name!r}: {exc.args_[0] if exc.args_ else exc.uri}",
+                failure=False), ctx.now)
+        session.move(State.AUTHENTICATING)
+        session.pending_auth = waiting
+        return effects
+
+    def _answered(self, session: Session, waiting: _Waiting, authenticator: Authenticator,
+                  ask: Ask, answer: Answer, now: float) -> list[Effect]:
+        if session.state is not State.AUTHENTICATING or session.pending_auth is not waiting:
+            return []  # the session is gone (abandoned calls are answered no more)
+        session.pending_auth = None
+        if answer.error == "wamp.error.timeout":
+            answer.message = f"no answer within {ask.timeout} s"
+        ctx = self._ctx(session, now)
+        return self._outcome(session, authenticator, ask.resume(answer, ctx), ctx)
+
     def _outcome(self, session: Session, authenticator: Authenticator,
-                 outcome: Accept | Reject | Challenging, ctx: AuthContext) -> list[Effect]:
+                 outcome: Accept | Reject | Challenging | Ask,
+                 ctx: AuthContext) -> list[Effect]:
         if isinstance(outcome, Reject):
-            return self._abort(session, outcome.reason, outcome.message)
+            return self._rejected(session, outcome, ctx.now)
+        if isinstance(outcome, Ask):
+            return self._ask(session, authenticator, outcome, ctx)
         if isinstance(outcome, Challenging):
             session.pending_auth = (authenticator, outcome.state)
             session.move(State.CHALLENGING)
@@ -336,6 +414,8 @@ class Router:
         return self._welcome(session, outcome)
 
     def _welcome(self, session: Session, accept: Accept) -> list[Effect]:
+        if accept.realm is not None:  # a dynamic authenticator chose the realm
+            session.realm_name = accept.realm
         realm = self.realms.get(session.realm_name)
         if realm is None:  # removed by a reload while the session was authenticating
             return self._abort(session, NO_SUCH_REALM, f"no realm {session.realm_name!r}")
@@ -357,7 +437,7 @@ class Router:
             "roles": router_roles(),
         }
         if accept.authextra:
-            details["authextra"] = accept.authextra
+            details["authextra"] = session.authextra = accept.authextra
         effects: list[Effect] = [Send(session.conn, Welcome(session.session_id, details))]
         effects.extend(realm.join(session))
         self.journal.append(("join", session))

@@ -4,6 +4,9 @@ States and their one table of transitions (``TRANSITIONS``):
 
     AWAIT_HELLO --HELLO--> CHALLENGING --AUTHENTICATE--> ESTABLISHED
     AWAIT_HELLO --HELLO--> ESTABLISHED              (no challenge needed)
+    AWAIT_HELLO / CHALLENGING --HELLO / AUTHENTICATE--> AUTHENTICATING
+                                                    (waiting for the dynamic authenticator,
+                                                     then CHALLENGING, ESTABLISHED or CLOSED)
     ESTABLISHED --GOODBYE (peer)--> AWAIT_HELLO     (we reply GOODBYE_AND_OUT; the
                                                      transport may carry a new HELLO)
     ESTABLISHED --GOODBYE (ours)--> CLOSING         (waiting for the peer's GOODBYE)
@@ -30,14 +33,17 @@ _INTERNED: dict[frozenset[str], frozenset[str]] = {}
 class State(Enum):
     AWAIT_HELLO = "await_hello"
     CHALLENGING = "challenging"
+    AUTHENTICATING = "authenticating"  # the dynamic authenticator has been asked
     ESTABLISHED = "established"
     CLOSING = "closing"
     CLOSED = "closed"
 
 
 TRANSITIONS: dict[State, frozenset[State]] = {
-    State.AWAIT_HELLO: frozenset({State.CHALLENGING, State.ESTABLISHED, State.CLOSED}),
-    State.CHALLENGING: frozenset({State.ESTABLISHED, State.CLOSED}),
+    State.AWAIT_HELLO: frozenset({State.CHALLENGING, State.AUTHENTICATING, State.ESTABLISHED,
+                                  State.CLOSED}),
+    State.CHALLENGING: frozenset({State.AUTHENTICATING, State.ESTABLISHED, State.CLOSED}),
+    State.AUTHENTICATING: frozenset({State.CHALLENGING, State.ESTABLISHED, State.CLOSED}),
     State.ESTABLISHED: frozenset({State.AWAIT_HELLO, State.CLOSING, State.CLOSED}),
     State.CLOSING: frozenset({State.CLOSED, State.AWAIT_HELLO}),
     State.CLOSED: frozenset(),
@@ -66,7 +72,9 @@ class Session:
     authrole: str = ""
     authmethod: str = ""
     authprovider: str = ""
-    pending_auth: Any = None  # (authenticator, state) while CHALLENGING
+    pending_auth: Any = None  # (authenticator, state) while CHALLENGING / AUTHENTICATING
+    authextra: Any = None  # WELCOME.Details.authextra (a dict) once established
+    authz: Any = None  # auth.authorizer.SessionAuthz, once a dynamic authorizer was asked
     out_ids: SequentialIds = field(default_factory=SequentialIds)
     # Sets allocated on first use (an idle session should cost little memory).
     subscriptions: set[int] | frozenset[int] = NONE

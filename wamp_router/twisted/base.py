@@ -7,6 +7,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any
 
+from twisted.internet.abstract import FileDescriptor
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 
@@ -156,8 +157,11 @@ class WampProtocolBase(Protocol):
         return self._bucket.rate != 0 and self._bucket.exceeded()
 
     def makeConnection(self, transport: Any) -> None:
-        self._direct = all(hasattr(transport, name) for name in (
-            "writeSomeData", "_tempDataBuffer", "dataBuffer", "connected"))
+        # only a socket itself: a wrapper (TLS) forwards these attributes to the raw
+        # socket underneath, and writing there would bypass the encryption
+        self._direct = isinstance(transport, FileDescriptor) and all(
+            hasattr(transport, name) for name in (
+                "writeSomeData", "_tempDataBuffer", "dataBuffer", "connected"))
         super().makeConnection(transport)
 
     def tune_socket(self) -> None:

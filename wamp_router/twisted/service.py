@@ -11,6 +11,7 @@ from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint, U
 from twisted.web.resource import Resource
 
 from ..config.model import Listener, Metrics, NodeConfig, TcpEndpoint, UnixEndpoint
+from . import tls
 from .base import WampFactory, log
 from .driver import Driver
 from .rawsocket import WampRawSocketFactory
@@ -38,9 +39,10 @@ def _address(listener: Listener, port: Any) -> str:
     addr = port.getHost()
     host = addr.host
     host = f"[{host}]" if ":" in host else host
+    secure = "s" if listener.tls is not None else ""
     if listener.transport == "websocket":
-        return f"ws://{host}:{addr.port}{listener.path}"
-    return f"rawsocket://{host}:{addr.port}"
+        return f"ws{secure}://{host}:{addr.port}{listener.path}"
+    return f"rawsocket{'+tls' if secure else ''}://{host}:{addr.port}"
 
 
 def _listener_key(listener: Listener) -> tuple[str, str]:
@@ -91,7 +93,7 @@ class RouterNode:
     @defer.inlineCallbacks
     def _listen(self, listener: Listener) -> Any:
         factory = self._factory(listener)
-        port = yield _endpoint(self.reactor, listener).listen(factory)
+        port = yield _endpoint(self.reactor, listener).listen(tls.wrap(factory, listener.tls))
         self.ports[_listener_key(listener)] = (listener, factory, port)
         log.info("listening transport={transport} address={address} serializers={sers}",
                  transport=listener.transport, address=_address(listener, port),

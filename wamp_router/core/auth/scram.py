@@ -88,7 +88,7 @@ def auth_message(authid: str, client_nonce: str, nonce: str, salt: str, iteratio
     cbind = base64.b64encode(b"n,,").decode("ascii")  # no channel binding
     return (f"n={escape(authid)},r={client_nonce},"
             f"r={nonce},s={salt},i={iterations},"
-            f"c={cbind},r={nonce}").encode("utf-8")
+            f"c={cbind},r={nonce}").encode()
 
 
 def _hmac(key: bytes, data: bytes) -> bytes:
@@ -132,8 +132,11 @@ def challenge(authid: str, client_nonce: str, cred: Credential, ctx: AuthContext
 
 
 def check(pending: Pending, msg: Authenticate) -> str | None:
-    """The verifier (base64 ServerSignature) when AUTHENTICATE proves the password."""
-    if msg.extra.get("nonce") != pending.nonce or msg.extra.get("channel_binding") is not None:
+    """The verifier (base64 ServerSignature) when AUTHENTICATE proves the password.
+    ``extra.nonce`` must match when given; clients that cannot send AUTHENTICATE
+    extras (autobahn-python) may leave it out: the proof covers the nonce anyway."""
+    nonce = msg.extra.get("nonce", pending.nonce)
+    if nonce != pending.nonce or msg.extra.get("channel_binding") is not None:
         return None
     cred = pending.credential
     message = auth_message(pending.authid, pending.client_nonce, pending.nonce, cred.salt,

@@ -1,0 +1,1 @@
+"""Command-line helpers for operators (credentials for the config file)."""
