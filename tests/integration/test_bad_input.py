@@ -299,3 +299,21 @@ def test_welcome_larger_than_client_accepts_closes_instead_of_hanging(
     tiny = RsPeer(large_port(small), length_code=0)  # 512 bytes: less than our WELCOME
     tiny.send([1, "realm1", {"roles": {"caller": {}}}])
     assert is_closed(tiny.sock)
+
+
+def test_payload_the_callee_cannot_decode_fails_the_call(router: RouterProcess) -> None:
+    """A CBOR caller sends a value JSON cannot carry: the caller gets an ERROR."""
+    import cbor2
+
+    callee = joined(router)  # JSON
+    callee.send([64, 1, {}, "com.example.json_callee"])
+    assert callee.recv()[0] == 65
+    caller = RsPeer(router.raw_port, serializer=3)
+    assert caller.hello()[0] == 2
+    caller.send([48, 5, {}, "com.example.json_callee", [cbor2.CBORTag(4000, "x")]])
+    error = caller.recv()
+    assert error[:5] == [8, 48, 5, {}, "wamp.error.invalid_argument"]
+    # a Uint8Array sent as a CBOR typed array (tag 64) arrives as bytes
+    caller.send([48, 6, {}, "com.example.json_callee", [cbor2.CBORTag(64, b"\x01\x02")]])
+    invocation = callee.recv()
+    assert invocation[4] == ["\x00AQI="]

@@ -337,13 +337,15 @@ class Dealer:
         p.state = CallState.ACTIVE
         return [self._invoke(p, nxt)]
 
-    def undeliverable(self, callee: int, invocation: int, size: int) -> list[Effect]:
+    def undeliverable(self, callee: int, invocation: int, size: int,
+                      uri: str = PAYLOAD_SIZE_EXCEEDED, why: str = "") -> list[Effect]:
+        """The adapter could not deliver the INVOCATION: the call ends with an ERROR."""
         p = self.calls.by_invocation(callee, invocation)
         if p is None:
             return []
         self._finish(p)
-        return self._reply(p, _caller_error(p, PAYLOAD_SIZE_EXCEEDED, f"the invocation ({size} "
-                                            "bytes) exceeds what the callee's transport accepts"))
+        return self._reply(p, _caller_error(p, uri, why or f"the invocation ({size} bytes) "
+                                            "exceeds what the callee's transport accepts"))
 
     # -- cancel and timeouts -------------------------------------------------
     def cancel(self, session: Session, msg: Cancel) -> list[Effect]:

@@ -30,6 +30,7 @@ from .errors import (
     NO_AUTH_METHOD,
     NO_SUCH_REALM,
     NO_SUCH_ROLE,
+    PAYLOAD_SIZE_EXCEEDED,
     PROTOCOL_VIOLATION,
     SYSTEM_SHUTDOWN,
     ProtocolViolation,
@@ -93,6 +94,14 @@ def answer_of(msg: Result | Error) -> Answer:
     return Answer(value=value)
 
 
+def _log_fields(s: Session) -> dict[str, Any]:
+    """What the join/leave log line says about a session (taken now: a session
+    object is reused after GOODBYE)."""
+    return {"session": s.session_id, "realm": s.realm_name, "authid": s.authid,
+            "authrole": s.authrole, "authmethod": s.authmethod, "transport": s.transport.kind,
+            "serializer": s.transport.serializer, "peer": s.transport.peer}
+
+
 class Router:
     def __init__(self, config: NodeConfig, rng: RandomSource) -> None:
         self._rng = rng
@@ -105,7 +114,7 @@ class Router:
         self._failures = FailureLog()  # failed authentications (listener auth limits)
         self._delayed = DelayedAborts()  # ABORTs of failed authentications, sent later
         # (event, session) for the adapters' log: "join" / "leave"; they drain it
-        self.journal: list[tuple[str, Session]] = []
+        self.journal: list[tuple[str, dict[str, Any]]] = []
 
     # -- connections ------------------------------------------------------
     def open(self, conn: int, transport: TransportInfo) -> None:
@@ -127,7 +136,7 @@ class Router:
         if session.state in (State.ESTABLISHED, State.CLOSING) and session.realm is not None:
             realm: Realm = session.realm
             session.realm = None
-            self.journal.append(("leave", session))
+            self.journal.append(("leave", _log_fields(session)))
             return realm.leave(session)
         return []
 
@@ -174,13 +183,16 @@ class Router:
         session.move(State.CLOSING)
         return effects
 
-    def invocation_undeliverable(self, conn: int, invocation: int, size: int) -> list[Effect]:
-        """The adapter could not deliver an INVOCATION (larger than the callee accepts)."""
+    def invocation_undeliverable(self, conn: int, invocation: int, size: int,
+                                 uri: str = PAYLOAD_SIZE_EXCEEDED,
+                                 why: str = "") -> list[Effect]:
+        """The adapter could not deliver an INVOCATION (larger than the callee
+        accepts, or not representable in its serializer)."""
         session = self.conns.get(conn)
         if session is None or session.realm is None:
             return []
         dealer = session.realm.dealer
-        return dealer.undeliverable(conn, invocation, size)  # type: ignore[no-any-return]
+        return dealer.undeliverable(conn, invocation, size, uri, why)  # type: ignore[no-any-return]
 
     def next_deadline(self) -> float | None:
         deadlines = [d for r in self.realms.values() if (d := r.next_deadline()) is not None]
@@ -440,7 +452,7 @@ class Router:
             details["authextra"] = session.authextra = accept.authextra
         effects: list[Effect] = [Send(session.conn, Welcome(session.session_id, details))]
         effects.extend(realm.join(session))
-        self.journal.append(("join", session))
+        self.journal.append(("join", _log_fields(session)))
         return effects
 
     def join_internal(self, conn: int, realm: str, authid: str, authrole: str,

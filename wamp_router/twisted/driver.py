@@ -18,7 +18,7 @@ from twisted.logger import Logger
 from ..config.model import NodeConfig
 from ..core import codec
 from ..core.effects import Broadcast, Close, Effect, Send, Timer
-from ..core.errors import PAYLOAD_SIZE_EXCEEDED, ProtocolViolation
+from ..core.errors import INVALID_ARGUMENT, PAYLOAD_SIZE_EXCEEDED, ProtocolViolation
 from ..core.messages import (
     Call,
     Error,
@@ -148,18 +148,14 @@ class Driver:
     def log_journal(self) -> None:
         """One log line per session join and leave."""
         journal, self.router.journal = self.router.journal, []
-        for event, s in journal:
+        for event, fields in journal:
             if event == "join":
                 log.info("session joined session={session} realm={realm} authid={authid} "
                          "authrole={authrole} authmethod={authmethod} transport={transport} "
-                         "serializer={serializer} peer={peer}", session=s.session_id,
-                         realm=s.realm_name, authid=s.authid, authrole=s.authrole,
-                         authmethod=s.authmethod, transport=s.transport.kind,
-                         serializer=s.transport.serializer, peer=s.transport.peer)
+                         "serializer={serializer} peer={peer}", **fields)
             else:
                 log.info("session left session={session} realm={realm} authid={authid} "
-                         "peer={peer}", session=s.session_id, realm=s.realm_name,
-                         authid=s.authid, peer=s.transport.peer)
+                         "peer={peer}", **fields)
 
     def inject(self, cid: int, msg: Message) -> None:
         """A message from an internal connection (the HTTP bridge), already parsed."""
@@ -236,12 +232,23 @@ class Driver:
                      ser=conn.serializer.name, exc=exc)
             return None
 
+    def _unencodable(self, cid: int, msg: Message) -> None:
+        """A message the receiver's serializer cannot carry: the call it belongs to
+        ends with an ERROR instead of hanging."""
+        why = "the payload cannot be represented in the receiver's serializer"
+        if type(msg) is Result:
+            self._send(cid, Error(Call.TYPE, msg.request, {}, INVALID_ARGUMENT, [why]))
+        elif type(msg) is Invocation:
+            self.apply(self.router.invocation_undeliverable(cid, msg.request, 0, INVALID_ARGUMENT,
+                                                            why))
+
     def _send(self, cid: int, msg: Message) -> None:
         conn = self._conns.get(cid)
         if conn is None:
             return
         payload = self._encode(conn, msg)
         if payload is None:
+            self._unencodable(cid, msg)
             return
         if len(payload) > conn.max_out:
             self._too_large(cid, conn, msg, len(payload))

@@ -116,6 +116,17 @@ class MsgPackSerializer(Serializer):
             raise EncodeError(f"cannot encode as MessagePack: {exc}") from None
 
 
+def _cbor_tag(*args: Any) -> Any:
+    """Tag 64 (an RFC 8746 uint8 typed array, what JavaScript clients send for a
+    Uint8Array) is plain bytes; other tags stay tags (and a receiver whose
+    serializer cannot carry them gets the call failed with an ERROR)."""
+    # cbor2 5 calls hook(decoder, tag), cbor2 6 hook(tag, immutable)
+    tag = next(a for a in args if isinstance(a, cbor2.CBORTag))
+    if tag.tag == 64 and isinstance(tag.value, bytes):
+        return tag.value
+    return tag
+
+
 class CborSerializer(Serializer):
     __slots__ = ()
     name = "cbor"
@@ -124,7 +135,7 @@ class CborSerializer(Serializer):
 
     def decode(self, data: bytes) -> Any:
         try:
-            return cbor2.loads(data)
+            return cbor2.loads(data, tag_hook=_cbor_tag)
         except Exception as exc:  # cbor2 raises several unrelated types
             raise DecodeError(f"invalid CBOR: {exc}") from None
 
