@@ -120,8 +120,12 @@ def install_npm(folder: Path) -> Callable[[bool], None]:
         if mark.exists() and mark.stat().st_mtime >= lock.stat().st_mtime:
             return
         say(f"npm ci in {folder.relative_to(REPO)}")
-        check(sh(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=folder),
-              f"npm ci in {folder}")
+        if sh(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=folder).returncode:
+            # npm 11 refuses `ci` when a dependency's optional platform packages are
+            # missing from the lock file (wampy's cbor-extract); install from the lock
+            say(f"npm install in {folder.relative_to(REPO)} (npm ci refused the lock file)")
+            check(sh(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"],
+                     cwd=folder), f"npm install in {folder}")
     return install
 
 
