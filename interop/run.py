@@ -36,55 +36,6 @@ REPO = HERE.parent
 JS_DIR = HERE / "js"
 CONFIG = REPO / "realms" / "interop.toml"
 
-# Used only when realms/interop.toml does not exist: the same two listeners and realms.
-_AUTH = """
-[listeners.auth.anonymous]
-role = "anonymous"
-realms = ["realm1"]
-[[listeners.auth.ticket]]
-authid = "alice"
-ticket = "secret123"
-role = "user"
-realm = "realm2"
-[[listeners.auth.wampcra]]
-authid = "bob"
-secret = "bobsecret"
-role = "user"
-realm = "realm2"
-"""
-FALLBACK_CONFIG = f"""
-[[listeners]]
-transport = "websocket"
-endpoint = "127.0.0.1:0"
-path = "/ws"
-serializers = ["json", "msgpack", "cbor"]
-max_message_size = 16777216
-{_AUTH}
-[[listeners]]
-transport = "rawsocket"
-endpoint = "127.0.0.1:0"
-serializers = ["json", "msgpack", "cbor"]
-max_message_size = 16777216
-{_AUTH}
-[[realms]]
-name = "realm1"
-[[realms.roles]]
-name = "anonymous"
-[[realms.roles.permissions]]
-uri = ""
-match = "prefix"
-allow = ["call", "register", "publish", "subscribe"]
-
-[[realms]]
-name = "realm2"
-[[realms.roles]]
-name = "user"
-[[realms.roles.permissions]]
-uri = "com.example."
-match = "prefix"
-allow = ["call", "register", "publish", "subscribe"]
-"""
-
 LISTENING = re.compile(r"\blistening transport=(\w+) address=(\S+)")
 ENDPOINT = re.compile(r'^(\s*endpoint\s*=\s*)"[^"]*"', re.MULTILINE)
 COLUMNS = [(t, s) for t in ("websocket", "rawsocket") for s in ("json", "msgpack", "cbor")]
@@ -193,13 +144,12 @@ def router_command() -> list[str]:
 
 def write_config(dest: Path) -> str:
     """Copy realms/interop.toml with every endpoint on 127.0.0.1:0 (free ports)."""
-    if CONFIG.exists():
-        text, n = ENDPOINT.subn(r'\g<1>"127.0.0.1:0"', CONFIG.read_text(encoding="utf-8"))
-        if n < 2:
-            raise SetupError(f"{CONFIG}: expected 2 listener endpoints, found {n}")
-        source = str(CONFIG.relative_to(REPO)) if CONFIG.is_relative_to(REPO) else str(CONFIG)
-    else:
-        text, source = FALLBACK_CONFIG, "built-in fallback (realms/interop.toml is missing)"
+    if not CONFIG.exists():
+        raise SetupError(f"{CONFIG} is missing")
+    text, n = ENDPOINT.subn(r'\g<1>"127.0.0.1:0"', CONFIG.read_text(encoding="utf-8"))
+    if n < 2:
+        raise SetupError(f"{CONFIG}: expected 2 listener endpoints, found {n}")
+    source = str(CONFIG.relative_to(REPO)) if CONFIG.is_relative_to(REPO) else str(CONFIG)
     dest.write_text(text, encoding="utf-8")
     return source
 
