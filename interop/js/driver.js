@@ -14,10 +14,19 @@
 //
 //   node driver.js --url ws://127.0.0.1:PORT/ws [--rawsocket-url rs://127.0.0.1:PORT]
 //                  [--serializers json,msgpack,cbor] [--scenarios a,b] [--timeout 10]
-//                  [--wait-peer 20] [--list]
+//                  [--wait-peer 20] [--auth-file creds.json] [--list]
+//
+// --auth-file: JSON with the principals the auth_* scenarios log in as (each entry
+// replaces the default one, which is what realms/interop.toml configures):
+//   {"ticket": {"authid", "ticket", "authrole"}, "wampcra": {"authid", "secret", "authrole"},
+//    "wampcra_salted": {...like wampcra}, "cryptosign": {"authid", "seed", "authrole"}}
+// ("seed": the 32-byte Ed25519 private key seed, hex). Scenarios that need a principal
+// with no default (salted WAMP-CRA, cryptosign) run only when the file provides it (named
+// with --scenarios without it, they SKIP).
 
 'use strict';
 
+const fs = require('fs');
 const nodeUtil = require('util');
 const crypto = require('crypto');
 
@@ -31,8 +40,10 @@ try {
 }
 
 let autobahn;
+let nacl; // tweetnacl, autobahn-js' own Ed25519 (WAMP-Cryptosign) library
 try {
    autobahn = require('autobahn');
+   nacl = require('tweetnacl');
 } catch (e) {
    process.stderr.write(`driver: cannot load autobahn (run "npm ci" in interop/js): ${e.message}\n`);
    process.exit(2);
@@ -55,6 +66,7 @@ function parseArgs(argv) {
       waitPeer: 20,
       realm: 'realm1',
       authRealm: 'realm2',
+      authFile: null,
       list: false,
    };
    for (let i = 0; i < argv.length; i++) {
@@ -72,6 +84,7 @@ function parseArgs(argv) {
          case '--wait-peer': opts.waitPeer = Number(val()); break;
          case '--realm': opts.realm = val(); break;
          case '--auth-realm': opts.authRealm = val(); break;
+         case '--auth-file': opts.authFile = val(); break;
          case '--list': opts.list = true; break;
          case '-h': case '--help': usage(null); break;
          default: usage(`unknown argument ${a}`);
@@ -82,19 +95,54 @@ function parseArgs(argv) {
    }
    if (!opts.list && !opts.url) usage('--url is required');
    if (!(opts.timeout > 0)) usage('--timeout must be a positive number of seconds');
+   opts.creds = loadCreds(opts.authFile);
    return opts;
 }
 
 function usage(problem) {
    const text = 'usage: node driver.js --url ws://HOST:PORT/PATH [--rawsocket-url rs://HOST:PORT]\n' +
       '       [--serializers json,msgpack,cbor] [--scenarios NAME,...] [--timeout SECONDS]\n' +
-      '       [--wait-peer SECONDS] [--realm realm1] [--auth-realm realm2] [--list]\n';
+      '       [--wait-peer SECONDS] [--realm realm1] [--auth-realm realm2]\n' +
+      '       [--auth-file CREDENTIALS.json] [--list]\n';
    if (problem) {
       process.stderr.write(`driver: ${problem}\n${text}`);
       process.exit(2);
    }
    process.stdout.write(text);
    process.exit(0);
+}
+
+// The principals of the auth_* scenarios: those of realms/interop.toml, or --auth-file's.
+const DEFAULT_CREDS = {
+   ticket: { authid: 'alice', ticket: 'secret123', authrole: 'user' },
+   wampcra: { authid: 'bob', secret: 'bobsecret', authrole: 'user' },
+};
+
+function loadCreds(path) {
+   const creds = { ...DEFAULT_CREDS };
+   if (!path) return creds;
+   let given;
+   try {
+      given = JSON.parse(fs.readFileSync(path, 'utf8'));
+   } catch (e) {
+      usage(`cannot read --auth-file ${path}: ${e.message}`);
+   }
+   const need = {
+      ticket: ['authid', 'ticket', 'authrole'],
+      wampcra: ['authid', 'secret', 'authrole'],
+      wampcra_salted: ['authid', 'secret', 'authrole'],
+      cryptosign: ['authid', 'seed', 'authrole'],
+   };
+   for (const [method, entry] of Object.entries(given || {})) {
+      if (!need[method]) usage(`--auth-file: unknown method ${method}`);
+      const missing = need[method].filter((k) => typeof (entry || {})[k] !== 'string');
+      if (missing.length) usage(`--auth-file: ${method} lacks ${missing.join(', ')}`);
+      creds[method] = entry;
+   }
+   if (creds.cryptosign && !/^[0-9a-fA-F]{64}$/.test(creds.cryptosign.seed)) {
+      usage('--auth-file: cryptosign.seed must be 64 hex digits');
+   }
+   return creds;
 }
 
 function log(...parts) {
@@ -315,6 +363,7 @@ function connect(ctx, realm, auth = {}) {
          realm,
          authmethods: auth.authmethods,
          authid: auth.authid,
+         authextra: auth.authextra,
          onchallenge: auth.onchallenge,
          max_retries: 0,
          retry_if_unreachable: false,
@@ -590,23 +639,77 @@ function craAuth(authid, secret) {
    };
 }
 
-function expectJoined(h, authid, authmethod) {
+// autobahn-js' own WAMP-Cryptosign helpers (autobahn.auth_cryptosign: public_key,
+// sign_challenge) on a tweetnacl key pair, the way its create_connection() uses them.
+// `key` announces the public key in HELLO.authextra.pubkey; `signer` (default: the same
+// key) signs the challenge.
+function cryptosignAuth(authid, key, signer = key) {
+   const cs = autobahn.auth_cryptosign;
+   return {
+      authmethods: ['cryptosign'],
+      authid,
+      authextra: { pubkey: cs.public_key(key), channel_binding: null },
+      onchallenge: (session, method, extra) => {
+         if (method !== 'cryptosign') throw new Error(`unexpected challenge method ${method}`);
+         return cs.sign_challenge(signer, extra);
+      },
+   };
+}
+
+function keyFromSeed(hex) {
+   return nacl.sign.keyPair.fromSeed(Uint8Array.from(Buffer.from(hex, 'hex')));
+}
+
+function expectJoined(h, authid, authmethod, authrole = 'user') {
    const d = h.details;
    expectSame('WELCOME.authid', d.authid, authid);
-   expectSame('WELCOME.authrole', d.authrole, 'user');
+   expectSame('WELCOME.authrole', d.authrole, authrole);
    if (d.authmethod !== undefined) expectSame('WELCOME.authmethod', d.authmethod, authmethod);
    return `session=${h.session.id} authid=${d.authid} authrole=${d.authrole} authmethod=${d.authmethod}`;
 }
 
+// the ticket principal (see --auth-file), logged in
+function ticketUser(ctx) {
+   const p = ctx.creds.ticket;
+   return connect(ctx, ctx.authRealm, ticketAuth(p.authid, p.ticket));
+}
+
 scenario('auth_ticket_join', async (ctx) => {
-   const h = await connect(ctx, ctx.authRealm, ticketAuth('alice', 'secret123'));
-   return expectJoined(h, 'alice', 'ticket');
+   const p = ctx.creds.ticket;
+   return expectJoined(await ticketUser(ctx), p.authid, 'ticket', p.authrole);
 });
 
 scenario('auth_wampcra_join', async (ctx) => {
-   const h = await connect(ctx, ctx.authRealm, craAuth('bob', 'bobsecret'));
-   return expectJoined(h, 'bob', 'wampcra');
+   const p = ctx.creds.wampcra;
+   const h = await connect(ctx, ctx.authRealm, craAuth(p.authid, p.secret));
+   return expectJoined(h, p.authid, 'wampcra', p.authrole);
 });
+
+scenario('auth_wampcra_salted_join', async (ctx) => {
+   const p = ctx.creds.wampcra_salted;
+   let salt = null;
+   const auth = craAuth(p.authid, p.secret);
+   const sign = auth.onchallenge;
+   auth.onchallenge = (session, method, extra) => {
+      salt = extra.salt;
+      return sign(session, method, extra);
+   };
+   const h = await connect(ctx, ctx.authRealm, auth);
+   expect(typeof salt === 'string' && salt.length > 0, 'the CHALLENGE had no salt');
+   return `${expectJoined(h, p.authid, 'wampcra', p.authrole)} (salted, autobahn.auth_cra.derive_key)`;
+}, { needs: 'wampcra_salted' });
+
+scenario('auth_cryptosign_join', async (ctx) => {
+   const p = ctx.creds.cryptosign;
+   const key = keyFromSeed(p.seed);
+   // without an authid (the router finds the principal by its key), then with it
+   const h = await connect(ctx, ctx.authRealm, cryptosignAuth(undefined, key));
+   const first = expectJoined(h, p.authid, 'cryptosign', p.authrole);
+   expectSame('WELCOME.authmethod', h.details.authmethod, 'cryptosign');
+   const h2 = await connect(ctx, ctx.authRealm, cryptosignAuth(p.authid, key));
+   expectJoined(h2, p.authid, 'cryptosign', p.authrole);
+   return `${first}; again with authid ${p.authid}: session=${h2.session.id}`;
+}, { needs: 'cryptosign' });
 
 async function expectJoinRejected(ctx, realm, auth, uri, what) {
    try {
@@ -622,10 +725,29 @@ async function expectJoinRejected(ctx, realm, auth, uri, what) {
 }
 
 scenario('auth_wrong_ticket', async (ctx) => expectJoinRejected(ctx, ctx.authRealm,
-   ticketAuth('alice', 'not-the-ticket'), 'wamp.error.authentication_failed', 'wrong ticket'));
+   ticketAuth(ctx.creds.ticket.authid, 'not-the-ticket'), 'wamp.error.authentication_failed',
+   'wrong ticket'));
 
 scenario('auth_wrong_wampcra', async (ctx) => expectJoinRejected(ctx, ctx.authRealm,
-   craAuth('bob', 'not-the-secret'), 'wamp.error.authentication_failed', 'wrong WAMP-CRA secret'));
+   craAuth(ctx.creds.wampcra.authid, 'not-the-secret'), 'wamp.error.authentication_failed',
+   'wrong WAMP-CRA secret'));
+
+scenario('auth_wrong_wampcra_salted', async (ctx) => expectJoinRejected(ctx, ctx.authRealm,
+   craAuth(ctx.creds.wampcra_salted.authid, 'not-the-secret'), 'wamp.error.authentication_failed',
+   'wrong salted WAMP-CRA secret'), { needs: 'wampcra_salted' });
+
+// the configured public key in HELLO, but the challenge signed with another key
+scenario('auth_wrong_cryptosign_key', async (ctx) => {
+   const p = ctx.creds.cryptosign;
+   const other = nacl.sign.keyPair();
+   return expectJoinRejected(ctx, ctx.authRealm, cryptosignAuth(p.authid, keyFromSeed(p.seed), other),
+      'wamp.error.authentication_failed', 'cryptosign signature by another key');
+}, { needs: 'cryptosign' });
+
+// a key no principal has (announced and signed with it): refused the same way
+scenario('auth_unknown_cryptosign_key', async (ctx) => expectJoinRejected(ctx, ctx.authRealm,
+   cryptosignAuth(undefined, nacl.sign.keyPair()), 'wamp.error.authentication_failed',
+   'unknown cryptosign key'), { needs: 'cryptosign' });
 
 scenario('auth_anonymous_realm2_rejected', async (ctx) => {
    // the config gives anonymous clients realm1 only; any ABORT reason is accepted here
@@ -634,7 +756,7 @@ scenario('auth_anonymous_realm2_rejected', async (ctx) => {
 });
 
 scenario('realm2_authorized_ok', async (ctx) => {
-   const h = await connect(ctx, ctx.authRealm, ticketAuth('alice', 'secret123'));
+   const h = await ticketUser(ctx);
    const s = h.session;
    const proc = `com.example.interop.${nonce()}`;
    await s.register(proc, (args) => new autobahn.Result(['pong', ...args]));
@@ -649,7 +771,7 @@ scenario('realm2_authorized_ok', async (ctx) => {
 });
 
 scenario('realm2_not_authorized', async (ctx) => {
-   const h = await connect(ctx, ctx.authRealm, ticketAuth('alice', 'secret123'));
+   const h = await ticketUser(ctx);
    const s = h.session;
    const NA = 'wamp.error.not_authorized';
    await expectWampError(s.call('com.other.proc', [1]), NA, 'call com.other.proc');
@@ -1617,6 +1739,7 @@ async function runScenario(sc, target, opts) {
       target,
       realm: opts.realm,
       authRealm: opts.authRealm,
+      creds: opts.creds,
       timeout: opts.timeout,
       // how long to wait for something the router must do at once (an ERROR after a
       // CANCEL, say) before calling it missing
@@ -1710,7 +1833,8 @@ async function waitForPeer(opts) {
 
 async function main() {
    const opts = parseArgs(process.argv.slice(2));
-   let selected = SCENARIOS;
+   // scenarios that need a principal only --auth-file provides run when it does
+   let selected = SCENARIOS.filter((s) => !s.needs || opts.creds[s.needs]);
    if (opts.scenarios) {
       const unknown = opts.scenarios.filter((n) => !SCENARIOS.some((s) => s.name === n));
       if (unknown.length) usage(`unknown scenario(s): ${unknown.join(', ')}`);
@@ -1730,6 +1854,10 @@ async function main() {
       for (const sc of selected) {
          if (why) {
             emit(target, sc.name, 'SKIP', why);
+            continue;
+         }
+         if (sc.needs && !opts.creds[sc.needs]) {
+            emit(target, sc.name, 'SKIP', `no ${sc.needs} principal: give one with --auth-file`);
             continue;
          }
          if ((await runScenario(sc, target, opts)) === 'FAIL') failed += 1;

@@ -48,12 +48,18 @@ def _arg(args: list[Any], i: int, kind: type | tuple[type, ...], name: str,
 
 
 def session_info(s: Session) -> dict[str, Any]:
-    return {
+    """The session details of ``wamp.session.get`` and ``wamp.session.on_join``: what
+    the session meta API lists, plus ``authextra`` (WELCOME.Details.authextra) when the
+    session has one."""
+    info: dict[str, Any] = {
         "session": s.session_id, "authid": s.authid, "authrole": s.authrole,
         "authmethod": s.authmethod, "authprovider": s.authprovider,
         "transport": {"type": s.transport.kind, "peer": s.transport.peer,
                       "serializer": s.transport.serializer},
     }
+    if s.authextra:
+        info["authextra"] = s.authextra
+    return info
 
 
 class Meta:

@@ -167,7 +167,9 @@ class WampProtocolBase(Protocol):
     def tune_socket(self) -> None:
         """TCP_NODELAY (a message is sent now, not held back by Nagle's algorithm
         waiting for the peer's delayed ACK: that costs 40 ms stalls) and TCP
-        keep-alive."""
+        keep-alive. On a TLS listener ``self.transport`` is Twisted's TLS wrapper,
+        which forwards both setters to the TCP connection underneath
+        (tests/twisted/test_tls_socket.py checks the socket itself)."""
         for name in ("setTcpNoDelay", "setTcpKeepAlive"):
             setter = getattr(self.transport, name, None)
             if setter is not None:
