@@ -28,7 +28,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--log-format", choices=("text", "json"), default="text",
                    help="log lines as key=value text or as JSON objects")
     p.add_argument("--version", action="version", version=f"wamp-router {__version__}")
-    return p.parse_args(argv)
+    cred = p.add_argument_group(
+        "credentials for the config file (the secret is read from the terminal or the first "
+        "line of standard input; the TOML is printed, then it exits)")
+    which = cred.add_mutually_exclusive_group()
+    which.add_argument("--scram-credential", metavar="AUTHID",
+                       help="print a [[listeners.auth.scram]] principal (salted credentials)")
+    which.add_argument("--ticket-hash", action="store_true",
+                       help="print a ticket_hash line for a WAMP-Ticket principal")
+    cred.add_argument("--role", help="the principal's role (with --scram-credential)")
+    cred.add_argument("--realm", help="restrict the principal to this realm (optional)")
+    cred.add_argument("--kdf", choices=("argon2id13", "pbkdf2"), default="argon2id13",
+                      help="WAMP-SCRAM key derivation (default argon2id13)")
+    args = p.parse_args(argv)
+    if args.scram_credential is not None and not args.role:
+        p.error("--scram-credential needs --role")
+    if args.scram_credential is None and (args.role or args.realm):
+        p.error("--role and --realm go with --scram-credential")
+    return args
 
 
 def _load(path: str | None) -> NodeConfig | None:
@@ -43,6 +60,8 @@ def _load(path: str | None) -> NodeConfig | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.scram_credential is not None or args.ticket_hash:
+        return _credential(args)
     if args.check_config:
         config = _load(args.check_config)
         if config is None:
@@ -54,6 +73,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if config is None:
         return 2
     return run(config, args.log_level, args.log_format, args.config)
+
+
+def _credential(args: argparse.Namespace) -> int:
+    """--scram-credential / --ticket-hash: the tools in wamp_router.tools, with the
+    secret never on the command line."""
+    if args.ticket_hash:
+        from .tools import ticket_hash
+
+        return ticket_hash.main([])
+    from .tools import scram
+
+    tool_args = ["--authid", args.scram_credential, "--role", args.role, "--kdf", args.kdf]
+    return scram.main(tool_args + (["--realm", args.realm] if args.realm else []))
 
 
 def _reload(node: Any, path: str | None) -> None:
@@ -80,12 +112,17 @@ def _reload(node: Any, path: str | None) -> None:
 def run(config: NodeConfig, level: str, fmt: str = "text", path: str | None = None) -> int:
     from twisted.internet import reactor as _reactor
 
+    from .stores.sqlite import StoreError
     from .twisted.logging import start_logging
     from .twisted.service import RouterNode
 
     reactor: Any = _reactor
     start_logging(level, fmt)
-    node = RouterNode(config, reactor)
+    try:
+        node = RouterNode(config, reactor)
+    except StoreError as exc:
+        print(f"wamp-router: cannot open a data-sync store: {exc}", file=sys.stderr)
+        return 1
     status: dict[str, Any] = {"code": 0}
 
     def failed(failure: Any) -> None:
