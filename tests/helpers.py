@@ -8,7 +8,7 @@ from typing import Any
 
 from wamp_router.config.loader import load_config_text
 from wamp_router.config.model import NodeConfig
-from wamp_router.core.effects import Broadcast, Close, Effect, Send, Timer
+from wamp_router.core.effects import Broadcast, Close, Commit, Effect, Send, Timer
 from wamp_router.core.messages import Hello, Message, Welcome
 from wamp_router.core.router import Router
 from wamp_router.core.session import TransportInfo
@@ -70,6 +70,8 @@ class Harness:
         self.timers: list[float] = []
         self._next = 0
         self.now = 1_700_000_000.0
+        self.auto_commit = True  # False: data-sync commits wait for commit()
+        self.commits_due = False
 
     def connect(self) -> int:
         self._next += 1
@@ -80,6 +82,7 @@ class Harness:
         return conn
 
     def apply(self, effects: list[Effect]) -> None:
+        commit = False
         for e in effects:
             if isinstance(e, Send):
                 self.inbox[e.conn].append(e.msg)
@@ -90,6 +93,16 @@ class Harness:
                 self.closed[e.conn] = e.reason
             elif isinstance(e, Timer):
                 self.timers.append(e.at)
+            elif isinstance(e, Commit):
+                commit = True
+                self.commits_due = True
+        if commit and self.auto_commit:
+            self.commit()
+
+    def commit(self) -> None:
+        """What the adapter does after a reactor turn that queued data-sync writes."""
+        self.commits_due = False
+        self.apply(self.router.commit())
 
     def send(self, conn: int, msg: Message) -> list[Message]:
         """Feed ``msg`` and return what ``conn`` itself received as a result."""

@@ -83,7 +83,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
-from wamp_router.config import auth_loader  # cryptosign, scram, dynamic, secrets, TLS
+from wamp_router.config import (
+    auth_loader,  # cryptosign, scram, dynamic, secrets, TLS
+    sync_loader,  # data-sync domains
+)
 from wamp_router.config.model import (
     MIB,
     Action,
@@ -160,7 +163,8 @@ _HEARTBEAT_KEYS = ("interval", "timeout")
 _ANONYMOUS_KEYS = ("role", "realms")
 _TICKET_KEYS = ("authid", "ticket", "ticket_hash", "role", "realm")
 _CRA_KEYS = ("authid", "secret", "role", "realm", "salt", "iterations", "keylen")
-_REALM_KEYS = ("name", "uri_check", "roles", "max_sessions", "authorizer", "authorizer_timeout")
+_REALM_KEYS = ("name", "uri_check", "roles", "max_sessions", "authorizer", "authorizer_timeout",
+               "sync")
 _ROLE_KEYS = ("name", "permissions", "disclose")
 _DISCLOSE_KEYS = ("caller", "publisher")
 _PERMISSION_KEYS = ("uri", "match", "allow", "disclose")
@@ -1010,6 +1014,9 @@ def _parse_realm(table: _Table, seen: dict[str, str]) -> Realm:
         max_sessions=table.integer("max_sessions", 0) or 0,
         authorizer=authorizer,
         authorizer_timeout=timeout or 5.0,
+        sync=sync_loader.parse_sync(
+            table, name or "", lambda uri, match: check_pattern(
+                uri, match, strict=uri_check == "strict")),
     )
 
 

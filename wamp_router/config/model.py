@@ -52,6 +52,41 @@ class Role:
 
 
 @dataclass(frozen=True, slots=True)
+class SyncLimits:
+    """Per-domain limits of the data-sync extension (0 = unlimited where noted)."""
+
+    max_record_bytes: int = MIB  # a record's value, JSON-encoded
+    max_ops: int = 1000  # ops in one write
+    max_depth: int = 64  # nesting of a record's value
+    max_key_length: int = 256  # an object member name
+    max_records: int = 0  # records (tombstones included) in the domain; 0 = unlimited
+
+
+@dataclass(frozen=True, slots=True)
+class SyncDomain:
+    """Record topics under ``prefix``: their store, conflict policy and history."""
+
+    prefix: str
+    store: Literal["memory", "sqlite"] = "memory"
+    database: str | None = None  # the SQLite file (absolute path) for store = "sqlite"
+    conflict: Literal["reject", "rebase", "lww"] = "rebase"
+    create: Literal["implicit", "explicit"] = "implicit"
+    history_versions: int = 1000  # patches kept per record; 0 = all
+    history_age: float = 0.0  # seconds; patches older are dropped; 0 = no age bound
+    checkpoint_every: int = 100  # a checkpoint every N versions (for get_at); 0 = none
+    disclose_author: bool = False  # "by" (the writer's authid) in patch events
+    limits: SyncLimits = SyncLimits()
+
+
+@dataclass(frozen=True, slots=True)
+class Sync:
+    """A realm's data-sync domains and the URI prefix of its procedures."""
+
+    api_prefix: str = "sync."
+    domains: tuple[SyncDomain, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Realm:
     """A routing namespace; ``uri_check`` selects loose or strict WAMP URI rules."""
 
@@ -63,6 +98,7 @@ class Realm:
     # permissions do not allow; its answer must arrive within authorizer_timeout s.
     authorizer: str | None = None
     authorizer_timeout: float = 5.0
+    sync: Sync | None = None  # the data-sync extension, when configured
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,6 +103,8 @@ class Broker:
         self._subs: UriMap[Subscription] = UriMap()
         self._by_id: dict[int, Subscription] = {}
         self.retained: dict[str, Retained] = {}
+        # the retained event of a data-sync record topic (None: not a record topic)
+        self.snapshot: Callable[[str], dict[str, Any] | None] | None = None
 
     # -- subscriptions --------------------------------------------------------
     def subscribe(self, session: Session, msg: Subscribe, match: str, now: float) -> list[Effect]:
@@ -127,6 +129,11 @@ class Broker:
         return effects
 
     def _retained_for(self, session: Session, sub: Subscription) -> list[Effect]:
+        if sub.match == "exact" and self.snapshot is not None:
+            state = self.snapshot(sub.topic)  # a record: its committed state, always
+            if state is not None:
+                return [Send(session.conn, Event(sub.id, global_id(self._rng),
+                                                 {"retained": True}, [], state))]
         if sub.match == "exact":
             found = self.retained.get(sub.topic)
             topics = [(sub.topic, found)] if found is not None else []
@@ -209,9 +216,11 @@ class Broker:
         return effects
 
     def publish_internal(self, topic: str, args: list[Any] | None,
-                         kwargs: dict[str, Any] | None = None) -> list[Effect]:
-        """A publication by the router itself (meta events)."""
-        return self._fan_out(topic, global_id(self._rng), args, kwargs, None, 0, None)
+                         kwargs: dict[str, Any] | None = None, skip: int = 0,
+                         identity: dict[str, Any] | None = None) -> list[Effect]:
+        """A publication by the router itself (meta events, data-sync patch events;
+        ``skip``: a connection not to deliver to)."""
+        return self._fan_out(topic, global_id(self._rng), args, kwargs, None, skip, identity)
 
     def _fan_out(self, topic: str, publication: int, args: list[Any] | None,
                  kwargs: dict[str, Any] | None, pfilter: Filter | None, skip: int,

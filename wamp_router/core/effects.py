@@ -5,6 +5,8 @@
   adapter serializes it once per serializer and frames it once per framing.
 - ``Close(conn, reason)``: close the connection's transport after what was
   sent before (``reason`` for the log).
+- ``Commit()``: call ``router.commit()`` once the current reactor turn is done
+  (data-sync writes wait for it: group commit, then broadcast and answers).
 - ``Timer(at)``: call ``router.on_timer(now)`` no later than ``at`` (then ask
   ``router.next_deadline()`` for the next one).
 """
@@ -39,4 +41,11 @@ class Timer:
     at: float
 
 
-Effect = Send | Broadcast | Close | Timer
+@dataclass(slots=True)
+class Commit:
+    pass
+
+
+COMMIT = Commit()
+
+Effect = Send | Broadcast | Close | Timer | Commit

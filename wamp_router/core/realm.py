@@ -12,7 +12,7 @@ waits for its answer; see ``auth/authorizer.py``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config.model import Realm as RealmConfig
 from .auth.authorizer import (
@@ -49,13 +49,17 @@ from .session import Session
 from .stats import Stats
 from .uri import is_valid_pattern, is_valid_uri
 
+if TYPE_CHECKING:
+    from .sync.engine import OpenStore, SyncEngine
+
 KillSession = Callable[[Session, str, "str | None"], list[Effect]]
 
 _MATCH_POLICIES = ("exact", "prefix", "wildcard")
 
 
 class Realm:
-    def __init__(self, config: RealmConfig, rng: RandomSource, stats: Stats | None = None) -> None:
+    def __init__(self, config: RealmConfig, rng: RandomSource, stats: Stats | None = None,
+                 open_store: OpenStore | None = None) -> None:
         self.name = config.name
         self.config = config
         self._rng = rng
@@ -66,6 +70,16 @@ class Realm:
         self.broker = Broker(rng, self.emit, self._may_receive)
         self.dealer = Dealer(rng, self.emit, stats)
         self.meta = Meta(self)
+        self.sync: SyncEngine | None = None
+        self._now = 0.0  # time of the last message handled (testaments run at leave)
+        if config.sync is not None and config.sync.domains:
+            from .sync.engine import SyncEngine, memory_store
+
+            self.sync = SyncEngine(config.sync, open_store or memory_store(rng), rng,
+                                   self.broker.publish_internal)
+            self.sync.gate = self._gate
+            self.sync.allowed_now = lambda s, action, uri: self._allowed_now(s, action, uri)[0]
+            self.broker.snapshot = self.sync.snapshot
         self.sessions: dict[int, Session] = {}  # session id -> session
         self.kill_session: KillSession | None = None  # set by the router
         self._valid_uris: dict[str, bool] = {}  # URI syntax cache (bounded)
@@ -82,7 +96,8 @@ class Realm:
         }
 
     def reconfigure(self, config: RealmConfig) -> None:
-        """New roles, permissions and limits from a reloaded config."""
+        """New roles, permissions and limits from a reloaded config. Data-sync
+        domains stay as they were started (changing a store needs a restart)."""
         self.config = config
         self.uri_check = config.uri_check
         self.authorizer = Authorizer(config.roles)
@@ -123,6 +138,11 @@ class Realm:
                 msg = Publish(0, options, topic, args, kwargs)
                 try:
                     forced = self._allowed_now(session, "publish", topic)[1]
+                    if self.sync is not None and self.sync.managed(topic):
+                        if self._allowed_now(session, "publish", topic)[0]:
+                            effects.extend(self.sync.testament(session, topic, kwargs,
+                                                               self._now))
+                        continue
                     effects.extend(self.broker.publish(session, msg, self._disclose_publisher(
                         session, options, forced)))
                 except WampError:  # options were checked when added; never block a leave
@@ -142,6 +162,7 @@ class Realm:
 
     # -- dispatch ---------------------------------------------------------
     def handle(self, session: Session, msg: Message, now: float) -> list[Effect]:
+        self._now = now
         authz: SessionAuthz | None = session.authz
         if authz is not None and authz.request and type(msg) is not Yield and (
                 type(msg) is not Error):
@@ -221,6 +242,12 @@ class Realm:
     def _publish_ok(self, session: Session, msg: Publish, now: float,
                     forced: bool | None) -> list[Effect]:
         disclose = self._disclose_publisher(session, msg.options, forced)
+        if self.sync is not None and self.sync.managed(msg.topic):
+            identity = None
+            if disclose:
+                identity = {"publisher": session.session_id, "publisher_authid": session.authid,
+                            "publisher_authrole": session.authrole}
+            return self.sync.publish(session, msg, identity, now)
         return self.broker.publish(session, msg, disclose)
 
     def _invalidate(self, session: Session, msg: Publish) -> list[Effect]:
@@ -255,6 +282,10 @@ class Realm:
 
     def _call(self, session: Session, msg: Call, now: float) -> list[Effect]:
         self._check_uri(msg.procedure, "procedure")
+        if self.sync is not None and self.sync.handles(msg.procedure):
+            # any session may call these; each is authorized as the WAMP action it
+            # performs on the record URI (read = subscribe, write = publish)
+            return self.sync.call(session, msg, now)
         return self._gate(session, msg, "call", msg.procedure, now, self._call_ok)
 
     def _call_ok(self, session: Session, msg: Call, now: float,
@@ -278,6 +309,9 @@ class Realm:
             raise WampError(
                 INVALID_URI, f"procedure {msg.procedure!r}: the wamp. prefix is reserved"
             )
+        if self.sync is not None and msg.procedure.startswith(self.sync.api):
+            raise WampError(INVALID_URI, f"procedure {msg.procedure!r}: the prefix "
+                            f"{self.sync.api!r} is reserved for the data-sync procedures")
         return self._gate(session, msg, "register", msg.procedure, now, self._register_ok,
                           match)
 

@@ -12,7 +12,7 @@ Entry points (all pure; ``now`` is wall-clock seconds from the adapter):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config.model import Listener, NodeConfig
 from .auth.anonymous import AnonymousAuthenticator
@@ -53,6 +53,9 @@ from .realm import Realm, error_reply
 from .session import Session, State, TransportInfo
 from .stats import Stats
 from .uri import is_valid_uri
+
+if TYPE_CHECKING:
+    from .sync.engine import OpenStore
 
 TOO_MANY_SESSIONS = "router.error.too_many_sessions"
 
@@ -103,10 +106,13 @@ def _log_fields(s: Session) -> dict[str, Any]:
 
 
 class Router:
-    def __init__(self, config: NodeConfig, rng: RandomSource) -> None:
+    def __init__(self, config: NodeConfig, rng: RandomSource,
+                 open_store: OpenStore | None = None) -> None:
         self._rng = rng
         self.stats = Stats()
-        self.realms: dict[str, Realm] = {r.name: Realm(r, rng, self.stats) for r in config.realms}
+        self._open_store = open_store  # data-sync record stores (None: memory only)
+        self.realms: dict[str, Realm] = {r.name: Realm(r, rng, self.stats, open_store)
+                                         for r in config.realms}
         for realm in self.realms.values():
             realm.kill_session = self._kill
         self.conns: dict[int, Session] = {}
@@ -222,6 +228,9 @@ class Router:
                 for s in list(realm.sessions.values()):
                     effects.extend(self._kill(s, NO_SUCH_REALM, f"realm {name!r} was removed "
                                               "by a configuration reload"))
+                if realm.sync is not None:
+                    effects.extend(realm.sync.commit())
+                    realm.sync.close()
                 del self.realms[name]
                 continue
             realm.reconfigure(new[name])
@@ -231,7 +240,7 @@ class Router:
                                               f"from realm {name!r} by a configuration reload"))
         for name, realm_config in new.items():
             if name not in self.realms:
-                realm = Realm(realm_config, self._rng, self.stats)
+                realm = Realm(realm_config, self._rng, self.stats, self._open_store)
                 realm.kill_session = self._kill
                 self.realms[name] = realm
         self._auth_by_listener.clear()
@@ -245,6 +254,21 @@ class Router:
         effects = self._leave(session)
         effects.extend(self._abort(session, reason, message))
         return effects
+
+    def commit(self) -> list[Effect]:
+        """Commit the data-sync writes queued during this reactor turn (the
+        ``Commit`` effect), then broadcast them and answer their writers."""
+        effects: list[Effect] = []
+        for realm in self.realms.values():
+            if realm.sync is not None:
+                effects.extend(realm.sync.commit())
+        return effects
+
+    def close(self) -> None:
+        """Close the record stores (the last thing at shutdown: a clean stop)."""
+        for realm in self.realms.values():
+            if realm.sync is not None:
+                realm.sync.close()
 
     def shutdown(self) -> list[Effect]:
         effects: list[Effect] = []
@@ -448,6 +472,8 @@ class Router:
             "authprovider": accept.authprovider,
             "roles": router_roles(),
         }
+        if realm.sync is not None:  # a vendor feature key (clients ignore unknown ones)
+            details["roles"]["broker"]["features"]["x_data_sync"] = True
         if accept.authextra:
             details["authextra"] = session.authextra = accept.authextra
         effects: list[Effect] = [Send(session.conn, Welcome(session.session_id, details))]

@@ -17,7 +17,7 @@ from twisted.logger import Logger
 
 from ..config.model import NodeConfig
 from ..core import codec
-from ..core.effects import Broadcast, Close, Effect, Send, Timer
+from ..core.effects import Broadcast, Close, Commit, Effect, Send, Timer
 from ..core.errors import INVALID_ARGUMENT, PAYLOAD_SIZE_EXCEEDED, ProtocolViolation
 from ..core.messages import (
     Call,
@@ -34,6 +34,7 @@ from ..core.messages import (
 )
 from ..core.router import Router
 from ..core.session import State, TransportInfo
+from ..stores.factory import open_stores
 from ..wire.serializers import DecodeError, EncodeError, Serializer
 
 log = Logger(namespace="wamp_router")
@@ -67,7 +68,7 @@ class Connection(Protocol):
 class Driver:
     def __init__(self, config: NodeConfig, reactor: Any,
                  rng: random.Random | None = None) -> None:
-        self.router = Router(config, rng or random.SystemRandom())
+        self.router = Router(config, rng or random.SystemRandom(), open_stores())
         self.stats = self.router.stats
         self._reactor = reactor
         self._clock: Callable[[], float] = reactor.seconds
@@ -76,6 +77,7 @@ class Driver:
         self._conns: dict[int, Connection] = {}
         self._next_conn = 0
         self._dirty: list[Connection] = []  # connections with queued output
+        self._commit_call: Any = None  # the pending data-sync group commit
 
     # -- connections ------------------------------------------------------
     def attach(self, conn: Connection, transport: TransportInfo) -> int:
@@ -206,6 +208,14 @@ class Driver:
                     conn.close_after_send(effect.reason)
             elif type(effect) is Timer:
                 self._schedule(effect.at)
+            elif type(effect) is Commit and self._commit_call is None:
+                self._commit_call = self._reactor.callLater(0, self._commit)
+
+    def _commit(self) -> None:
+        """Group commit of the data-sync writes accepted in the last reactor turn."""
+        self._commit_call = None
+        self.apply(self.router.commit())
+        self.flush()
 
     # -- timers -----------------------------------------------------------
     def _schedule(self, at: float) -> None:
@@ -305,6 +315,13 @@ class Driver:
         self.apply(self.router.shutdown())
         self.flush()
         self.log_journal()
+
+    def close(self) -> None:
+        """Commit what is queued and close the record stores (a clean stop)."""
+        if self._commit_call is not None and self._commit_call.active():
+            self._commit_call.cancel()
+        self._commit()
+        self.router.close()
 
     def abort_all(self) -> None:
         """Close what is left after the shutdown grace period."""

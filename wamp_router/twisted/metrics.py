@@ -62,6 +62,28 @@ class RouterCollector:
              stats.rejected_connections),
         ):
             yield CounterMetricFamily(name, help_text, value=value)
+        yield from self._sync(driver.router.realms)
+
+    @staticmethod
+    def _sync(realms: dict[str, Any]) -> Iterator[Metric]:
+        """Data-sync counters per realm (records written, conflicts, resyncs, commits)."""
+        engines = [(name, realm.sync) for name, realm in sorted(realms.items())
+                   if realm.sync is not None]
+        if not engines:
+            return
+        for key, help_text in (
+            ("writes", "Data-sync versions accepted"),
+            ("conflicts", "Data-sync writes refused with sync.error.conflict"),
+            ("rebased", "Data-sync conditional writes rebased over newer versions"),
+            ("snapshots", "Data-sync full states sent (retained events and sync.get)"),
+            ("deltas", "Data-sync resyncs answered with missing patches"),
+            ("commits", "Data-sync store transactions (group commits)"),
+            ("commit_failures", "Data-sync store transactions that failed"),
+        ):
+            family = CounterMetricFamily(f"wamp_sync_{key}", help_text, labels=["realm"])
+            for name, engine in engines:
+                family.add_metric([name], engine.counters[key])
+            yield family
 
     @staticmethod
     def _messages(inbound: dict[int, int], outbound: dict[int, int]) -> Iterator[Metric]:

@@ -171,4 +171,5 @@ class RouterNode:
             yield task.deferLater(self.reactor, 0.05, lambda: None)
             waited += 0.05
         self.driver.abort_all()
+        self.driver.close()
         log.info("router stopped")

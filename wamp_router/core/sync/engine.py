@@ -1,0 +1,777 @@
+"""The data-sync engine of one realm: records on managed topics.
+
+A *record* is a topic under a configured domain prefix. Its retained event is
+the record's committed state ``{v, epoch, value}``; every accepted write is
+broadcast on the same topic as ``{v, ops | value | deleted, cid, ts}``. The
+engine is the sequencer: it checks a write (limits, version, conflict policy),
+applies it to the record's head with the pure patch engine, gives it the next
+version and queues it for the store. ``commit()`` (called by the adapter at the
+end of the reactor turn: the ``Commit`` effect) makes the queued versions
+durable in one transaction per store and only then broadcasts them and answers
+the writers, so no client ever sees a version the store could lose. Snapshots
+and reads always come from the committed state.
+
+Writes arrive by PUBLISH on the record topic (``publish``) or by CALL of the
+``<api_prefix>*`` procedures (``call``); both are authorized as WAMP actions
+on the record URI: read = subscribe, write = publish.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from ...config.model import Sync, SyncDomain
+from ..broker import iso
+from ..effects import COMMIT, Effect, Send
+from ..errors import INVALID_ARGUMENT, WampError
+from ..ids import RandomSource, global_id
+from ..messages import Call, Error, Publish, Published, Result
+from . import patch as jp
+from .store import PatchRow, RecordRow, RecordStore, Unit, Write
+
+if TYPE_CHECKING:
+    from ..session import Session
+
+# gate(session, msg, action, uri, now, proceed) -> effects: the realm's authorization
+# (static permissions, then the dynamic authorizer, which may answer later)
+Gate = Callable[..., list[Effect]]
+# allowed_now(session, action, uri) -> bool: a decision that cannot wait
+AllowedNow = Callable[["Session", str, str], bool]
+# fan_out(topic, args, kwargs, skip_conn, identity) -> effects
+FanOut = Callable[[str, list[Any], dict[str, Any], int, dict[str, Any] | None], list[Effect]]
+OpenStore = Callable[[SyncDomain], RecordStore]
+
+_FILTER_KEYS = ("exclude", "exclude_authid", "exclude_authrole",
+                "eligible", "eligible_authid", "eligible_authrole")
+_BODY_KINDS = ("ops", "merge", "value", "delete")
+_BODY_KEYS = frozenset((*_BODY_KINDS, "base", "cid", "epoch"))
+_PATCH_ERRORS = {"invalid_patch": "invalid_patch", "test_failed": "test_failed",
+                 "invalid_key": "invalid_key", "too_deep": "too_deep",
+                 "invalid_value": "invalid_value"}
+MAX_CONFLICT_PATCHES = 50  # a conflict error carries at most this many missing patches
+MAX_CONFLICT_VALUE = 65536  # ... or the value, when its JSON is at most this large
+MAX_LIST = 1000
+MAX_CACHED = 50_000  # records kept in memory (least recently loaded go first)
+
+# procedure (after the API prefix) -> parameter names, in positional order
+PARAMS: dict[str, tuple[str, ...]] = {
+    "get": ("uri", "since", "epoch"),
+    "head": ("uri",),
+    "get_many": ("records",),
+    "patch": ("uri", "ops", "base", "cid", "epoch"),
+    "merge": ("uri", "merge", "base", "cid", "epoch"),
+    "set": ("uri", "value", "base", "cid", "epoch"),
+    "create": ("uri", "value", "if_absent", "cid"),
+    "delete": ("uri", "base", "cid", "epoch"),
+    "list": ("prefix", "after", "limit"),
+    "history": ("uri", "from_v", "to_v", "limit"),
+    "get_at": ("uri", "v", "ts"),
+    "describe": (),
+}
+_REQUIRED = {"get": 1, "head": 1, "get_many": 1, "patch": 2, "merge": 2, "set": 2, "create": 2,
+             "delete": 1, "list": 1, "history": 1, "get_at": 1, "describe": 0}
+_READS = ("get", "head", "history", "get_at")
+_WRITES = ("patch", "merge", "set", "create", "delete")
+
+
+class Domain:
+    def __init__(self, config: SyncDomain, store: RecordStore) -> None:
+        self.config = config
+        self.prefix = config.prefix
+        self.store = store
+        self.limits = jp.Limits(max_depth=config.limits.max_depth,
+                                max_key_length=config.limits.max_key_length)
+        self.records: int | None = None  # count, loaded when max_records needs it
+
+    def describe(self) -> dict[str, Any]:
+        c = self.config
+        return {"prefix": c.prefix, "store": c.store, "conflict": c.conflict,
+                "create": c.create, "history": {"max_versions": c.history_versions,
+                                                "max_age": c.history_age},
+                "checkpoint_every": c.checkpoint_every, "disclose_author": c.disclose_author,
+                "limits": {"max_record_bytes": c.limits.max_record_bytes,
+                           "max_ops": c.limits.max_ops, "max_depth": c.limits.max_depth,
+                           "max_key_length": c.limits.max_key_length,
+                           "max_records": c.limits.max_records}}
+
+
+@dataclass(slots=True, eq=False)
+class Rec:
+    """A record in memory: its committed state and its head (ahead of the
+    committed state while versions wait for the store)."""
+
+    uri: str
+    domain: Domain
+    v: int
+    value: Any
+    deleted: bool
+    hv: int
+    hvalue: Any
+    hdeleted: bool
+    pending: list[PatchRow] = field(default_factory=list)  # versions v+1 .. hv
+
+    @property
+    def exists(self) -> bool:
+        return self.v > 0 and not self.deleted
+
+
+@dataclass(slots=True)
+class Body:
+    kind: str  # ops | merge | value | delete | create
+    data: Any
+    base: int | None = None
+    cid: str | None = None
+    epoch: str | None = None
+    if_absent: bool = True
+
+
+@dataclass(slots=True)
+class _Queued:
+    rec: Rec
+    write: Write
+    session: Session | None
+    reply: Callable[[int], list[Effect]]  # publication id -> the writer's answer
+    fail: Callable[[WampError], list[Effect]]  # the answer when the store failed
+    skip: int  # connection not to echo the patch event to (PUBLISH exclude_me)
+    identity: dict[str, Any] | None
+
+
+class SyncEngine:
+    def __init__(self, config: Sync, open_store: OpenStore, rng: RandomSource,
+                 fan_out: FanOut) -> None:
+        self.api = config.api_prefix
+        self.error_prefix = config.api_prefix + "error."
+        self.domains = [Domain(d, open_store(d)) for d in config.domains]
+        self._rng = rng
+        self._fan_out = fan_out
+        self._cache: dict[str, Rec] = {}
+        self._queue: list[_Queued] = []
+        self.counters: dict[str, int] = {
+            "writes": 0, "conflicts": 0, "rebased": 0, "snapshots": 0, "deltas": 0,
+            "commits": 0, "commit_failures": 0}
+        self.gate: Gate | None = None  # set by the realm
+        self.allowed_now: AllowedNow | None = None
+
+    # -- lookup -------------------------------------------------------------
+    def domain_of(self, uri: str) -> Domain | None:
+        for d in self.domains:
+            if uri.startswith(d.prefix) and len(uri) > len(d.prefix):
+                return d
+        return None
+
+    def managed(self, uri: str) -> bool:
+        return self.domain_of(uri) is not None
+
+    def _rec(self, uri: str, domain: Domain) -> Rec:
+        rec = self._cache.get(uri)
+        if rec is not None:
+            return rec
+        row = domain.store.load(uri)
+        if row is None:
+            rec = Rec(uri, domain, 0, None, False, 0, None, False)
+        else:
+            rec = Rec(uri, domain, row.v, row.value, row.deleted, row.v, row.value, row.deleted)
+        if len(self._cache) >= MAX_CACHED:
+            self._evict()
+        self._cache[uri] = rec
+        return rec
+
+    def _evict(self) -> None:
+        for uri in list(self._cache)[: MAX_CACHED // 10]:
+            if not self._cache[uri].pending:
+                del self._cache[uri]
+
+    def _error(self, name: str, message: str, **kwargs: Any) -> WampError:
+        return WampError(self.error_prefix + name, message, kwargs=kwargs or None)
+
+    def _record(self, uri: Any) -> tuple[str, Domain]:
+        if type(uri) is not str:
+            raise WampError(INVALID_ARGUMENT, f"a record URI must be a string, not {uri!r}")
+        domain = self.domain_of(uri)
+        if domain is None:
+            raise self._error("not_managed", f"{uri!r} is in no data-sync domain (domains: "
+                              f"{', '.join(d.prefix for d in self.domains)})", uri=uri)
+        return uri, domain
+
+    # -- snapshots and reads (committed state only) -------------------------
+    def snapshot(self, uri: str) -> dict[str, Any] | None:
+        """The retained event of a managed topic (None: not managed)."""
+        domain = self.domain_of(uri)
+        if domain is None:
+            return None
+        self.counters["snapshots"] += 1
+        return self._state(self._rec(uri, domain))
+
+    def _state(self, rec: Rec) -> dict[str, Any]:
+        out: dict[str, Any] = {"v": rec.v, "epoch": rec.domain.store.epoch, "value": rec.value}
+        if rec.deleted:
+            out["deleted"] = True
+        elif rec.v == 0:
+            out["exists"] = False
+        return out
+
+    def _head(self, rec: Rec) -> dict[str, Any]:
+        return {"v": rec.v, "epoch": rec.domain.store.epoch, "exists": rec.exists,
+                "deleted": rec.deleted}
+
+    def _event(self, p: PatchRow, domain: Domain, *, by: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {"v": p.v}
+        if p.deleted:
+            out["deleted"] = True
+        elif p.ops is not None:
+            out["ops"] = p.ops
+        else:
+            out["value"] = p.value
+        if p.cid is not None:
+            out["cid"] = p.cid
+        if (by or domain.config.disclose_author) and p.by is not None:
+            out["by"] = p.by
+        out["ts"] = p.ts
+        return out
+
+    def _get(self, rec: Rec, since: Any, epoch: Any) -> dict[str, Any]:
+        store = rec.domain.store
+        if since is not None:
+            if type(since) is not int or since < 0:
+                raise WampError(INVALID_ARGUMENT, f"since must be a version >= 0, not {since!r}")
+            if epoch is not None and type(epoch) is not str:
+                raise WampError(INVALID_ARGUMENT, f"epoch must be a string, not {epoch!r}")
+            if (epoch is None or epoch == store.epoch) and since <= rec.v:
+                patches = store.patches(rec.uri, since, rec.v) if since < rec.v else []
+                if len(patches) == rec.v - since:
+                    self.counters["deltas"] += 1
+                    return {"v": rec.v, "epoch": store.epoch,
+                            "patches": [self._event(p, rec.domain) for p in patches]}
+        self.counters["snapshots"] += 1
+        return self._state(rec)
+
+    # -- writes -------------------------------------------------------------
+    def publish(self, session: Session, msg: Publish, identity: dict[str, Any] | None,
+                now: float) -> list[Effect]:
+        """A PUBLISH to a record topic (already authorized as publish on it)."""
+        ack = bool(msg.options.get("acknowledge"))
+        try:
+            domain = self.domain_of(msg.topic)
+            assert domain is not None
+            self._check_options(msg.options, "PUBLISH")
+            body = self._publish_body(msg.args, msg.kwargs)
+            exclude_me = msg.options.get("exclude_me", True) is not False
+
+            def reply(publication: int) -> list[Effect]:
+                if not ack:
+                    return []
+                return [Send(session.conn, Published(msg.request, publication))]
+
+            def fail(exc: WampError) -> list[Effect]:
+                if not ack:
+                    return []
+                return [Send(session.conn, Error(Publish.TYPE, msg.request, {}, exc.uri,
+                                                 exc.args_, exc.kwargs))]
+
+            return self._write(session, self._rec(msg.topic, domain), body, now, reply, fail,
+                               session.conn if exclude_me else 0, identity or None,
+                               on_noop=lambda rec: reply(global_id(self._rng)))
+        except WampError as exc:
+            return fail_publish(session, msg, exc) if ack else []
+
+    def testament(self, session: Session, topic: str, kwargs: dict[str, Any] | None,
+                  now: float) -> list[Effect]:
+        """A session's testament on a record topic: an on-disconnect write."""
+        domain = self.domain_of(topic)
+        if domain is None:
+            return []
+        try:
+            body = self._publish_body([], kwargs)
+            return self._write(session, self._rec(topic, domain), body, now, lambda p: [],
+                               lambda e: [], 0, None)
+        except WampError:
+            return []
+
+    def _check_options(self, options: dict[str, Any], what: str) -> None:
+        bad = [k for k in _FILTER_KEYS if k in options]
+        if bad:
+            raise self._error("invalid_options", f"{what} option(s) {', '.join(bad)} cannot be "
+                              "used on a record: every observer sees every version")
+        if "ppt_scheme" in options:
+            raise self._error("invalid_options", "payload passthru (ppt_scheme) cannot be used "
+                              "on a record: the router must read the data")
+
+    def _publish_body(self, args: list[Any] | None, kwargs: dict[str, Any] | None) -> Body:
+        if args:
+            raise self._error("invalid_patch", "record writes carry their data in kwargs "
+                              "(ops, merge, value or delete), not in args")
+        kw = kwargs or {}
+        unknown = sorted(k for k in kw if k not in _BODY_KEYS)
+        if unknown:
+            raise self._error("invalid_patch", f"unknown member(s) {', '.join(unknown)} in the "
+                              "write (allowed: ops, merge, value, delete, base, cid, epoch)")
+        kinds = [k for k in _BODY_KINDS if k in kw]
+        if len(kinds) != 1:
+            raise self._error("invalid_patch", "a write needs exactly one of ops, merge, value "
+                              f"or delete (found: {', '.join(kinds) or 'none'})")
+        kind = kinds[0]
+        if kind == "delete" and kw["delete"] is not True:
+            raise self._error("invalid_patch", "delete must be true")
+        return self._body(kind, kw.get(kind), kw.get("base"), kw.get("cid"), kw.get("epoch"))
+
+    def _body(self, kind: str, data: Any, base: Any, cid: Any, epoch: Any,
+              if_absent: Any = True) -> Body:
+        if base is not None and (type(base) is not int or base < 0):
+            raise WampError(INVALID_ARGUMENT, f"base must be a version >= 0, not {base!r}")
+        if cid is not None and (type(cid) is not str or len(cid) > 64):
+            raise WampError(INVALID_ARGUMENT, "cid must be a string of at most 64 characters")
+        if epoch is not None and type(epoch) is not str:
+            raise WampError(INVALID_ARGUMENT, f"epoch must be a string, not {epoch!r}")
+        if type(if_absent) is not bool:
+            raise WampError(INVALID_ARGUMENT, f"if_absent must be true or false, not {if_absent!r}")
+        return Body(kind, data, base, cid, epoch, if_absent)
+
+    def _write(self, session: Session, rec: Rec, body: Body, now: float,
+               reply: Callable[[int], list[Effect]],
+               fail: Callable[[WampError], list[Effect]], skip: int,
+               identity: dict[str, Any] | None,
+               on_noop: Callable[[Rec], list[Effect]] | None = None) -> list[Effect]:
+        """Check and apply one write to the record's head and queue it for commit."""
+        exists = rec.hv > 0 and not rec.hdeleted
+        self._admit(rec, body, exists)
+        rebase_against = self._check_version(rec, body)
+        ts = iso(now)
+        try:
+            value, ops, units, deleted = self._apply(rec, body, exists, ts)
+        except WampError:
+            if rebase_against is not None:  # it may fail because of what it missed
+                clash = jp.conflicts(_raw_units(body), rebase_against)
+                if clash:
+                    raise self._conflict(rec, body, clash,
+                                         f"version conflict on {rec.uri}") from None
+            raise
+        if rebase_against is not None:
+            clash = jp.conflicts(units, rebase_against)
+            if clash:
+                raise self._conflict(rec, body, clash, f"version conflict on {rec.uri}")
+        if ops is not None and not ops and exists:
+            # nothing changes (tests only, a value already there): no new version
+            return on_noop(rec) if on_noop is not None else reply(0)
+        value_json = self._encode(rec.domain, value)
+        # a new version
+        config = rec.domain.config
+        v = rec.hv + 1
+        by = session.authid
+        if ops is not None and not exists:
+            # the record did not exist: the patch applied to {} -- clients see the whole value
+            ops = None
+        patch = PatchRow(v, ops, None if (deleted or ops is not None) else value, deleted, by,
+                         body.cid, ts, units)
+        row = RecordRow(rec.uri, v, value, deleted, ts, by)
+        min_ts = iso(now - config.history_age) if config.history_age else None
+        write = Write(row, patch, value_json, config.history_versions, min_ts,
+                      config.checkpoint_every)
+        if rec.hv == 0 and rec.domain.records is not None:
+            rec.domain.records += 1
+        rec.hv, rec.hvalue, rec.hdeleted = v, value, deleted
+        rec.pending.append(patch)
+        self.counters["writes"] += 1
+        if rebase_against is not None:
+            self.counters["rebased"] += 1
+        self._queue.append(_Queued(rec, write, session, reply, fail, skip, identity))
+        return [COMMIT] if len(self._queue) == 1 else []
+
+    def _admit(self, rec: Rec, body: Body, exists: bool) -> None:
+        """Checks that need no patching: op count, create/delete rules, record count."""
+        domain = rec.domain
+        limits = domain.config.limits
+        if body.kind == "ops" and (type(body.data) is not list):
+            raise self._error("invalid_patch", "ops must be a list of RFC 6902 operations")
+        if body.kind == "ops" and len(body.data) > limits.max_ops:
+            raise self._error("too_many_ops", f"{len(body.data)} ops in one write; this domain "
+                              f"allows at most {limits.max_ops}", max_ops=limits.max_ops)
+        if body.kind == "delete" and not exists:
+            raise self._error("not_found", f"record {rec.uri!r} does not exist", uri=rec.uri)
+        if body.kind == "create" and exists and body.if_absent:
+            raise self._error("exists", f"record {rec.uri!r} already exists", uri=rec.uri,
+                              v=rec.v)
+        if (not exists and body.kind not in ("create", "delete")
+                and domain.config.create == "explicit"):
+            raise self._error("not_found", f"record {rec.uri!r} does not exist (this domain "
+                              f"creates records only with {self.api}create)", uri=rec.uri)
+        if not exists and rec.hv == 0 and limits.max_records:
+            if domain.records is None:
+                domain.records = domain.store.count(domain.prefix)
+            if domain.records >= limits.max_records:
+                raise self._error("too_many_records", f"domain {domain.prefix!r} holds its "
+                                  f"maximum of {limits.max_records} records")
+
+    def _check_version(self, rec: Rec, body: Body) -> list[Unit] | None:
+        """The conflict policy for a conditional write; the units of the versions
+        after ``base`` when the write must be rebased over them."""
+        store = rec.domain.store
+        if body.epoch is not None and body.epoch != store.epoch:
+            raise self._conflict(rec, body, [], f"epoch {body.epoch!r} is not the store's "
+                                 f"current epoch; read the record again")
+        if body.base is None or body.base == rec.hv:
+            return None
+        if body.base > rec.hv:
+            raise self._conflict(rec, body, [], f"base {body.base} is ahead of the "
+                                 f"record's version {rec.hv}")
+        policy = rec.domain.config.conflict
+        if policy == "reject":
+            raise self._conflict(rec, body, [], f"version conflict on {rec.uri}")
+        if policy == "lww":
+            return None
+        units = self._units_since(rec, body.base)
+        if units is None:
+            raise self._conflict(rec, body, [], f"version conflict on {rec.uri}: the "
+                                 f"history no longer covers version {body.base}")
+        return units
+
+    def _apply(self, rec: Rec, body: Body, exists: bool,
+               ts: str) -> tuple[Any, list[dict[str, Any]] | None, list[Unit], bool]:
+        """(new value, normalised ops or None, units, deleted), applied at the head."""
+        doc = rec.hvalue if exists else {}
+        limits = rec.domain.limits
+        try:
+            if body.kind == "ops":
+                applied = jp.apply_ops(doc, body.data, now=ts, limits=limits)
+                return applied.value, applied.ops, applied.units, False
+            if body.kind == "merge":
+                applied = jp.apply_merge(doc, body.data, limits=limits)
+                return applied.value, applied.ops, applied.units, False
+            if body.kind == "delete":
+                return None, None, [("", "set")], True
+            jp.check_value(body.data, 0, limits)  # value / create
+            return body.data, None, [("", "set")], False
+        except jp.PatchError as exc:
+            name = _PATCH_ERRORS.get(exc.kind, "invalid_patch")
+            raise self._error(name, exc.message, index=exc.index) from None
+
+    def _encode(self, domain: Domain, value: Any) -> bytes:
+        try:
+            value_json = orjson.dumps(value)
+        except (TypeError, orjson.JSONEncodeError) as exc:
+            raise self._error("invalid_value", f"the record's value is not JSON: {exc}") from None
+        limit = domain.config.limits.max_record_bytes
+        if len(value_json) > limit:
+            raise self._error("too_large", f"the record would be {len(value_json)} bytes as JSON; "
+                              f"this domain allows {limit}", max_record_bytes=limit)
+        return value_json
+
+    def _units_since(self, rec: Rec, base: int) -> list[Unit] | None:
+        """The units touched by versions base+1 .. head, or None if not all are known."""
+        units: list[Unit] = []
+        if base < rec.v:
+            committed = rec.domain.store.patches(rec.uri, base, rec.v)
+            if len(committed) != rec.v - base:
+                return None
+            for p in committed:
+                units.extend(p.units)
+        for p in rec.pending:
+            if p.v > base:
+                units.extend(p.units)
+        return units
+
+    def _conflict(self, rec: Rec, body: Body, paths: list[str], message: str) -> WampError:
+        """A conflict, described from the committed state (what the client may see)."""
+        self.counters["conflicts"] += 1
+        store = rec.domain.store
+        kwargs: dict[str, Any] = {"v": rec.v, "epoch": store.epoch, "base": body.base,
+                                  "conflicts": paths}
+        base = body.base if body.epoch in (None, store.epoch) else None
+        if base is not None and base < rec.v and rec.v - base <= MAX_CONFLICT_PATCHES:
+            patches = store.patches(rec.uri, base, rec.v)
+            if len(patches) == rec.v - base:
+                kwargs["patches"] = [self._event(p, rec.domain) for p in patches]
+        if "patches" not in kwargs:
+            size = len(orjson.dumps(rec.value))
+            if size <= MAX_CONFLICT_VALUE:
+                kwargs["value"] = rec.value
+                if rec.deleted:
+                    kwargs["deleted"] = True
+        return self._error("conflict", message, **kwargs)
+
+    # -- commit -------------------------------------------------------------
+    def commit(self) -> list[Effect]:
+        """Make the queued versions durable, then broadcast them and answer."""
+        queue, self._queue = self._queue, []
+        if not queue:
+            return []
+        failed: dict[int, str] = {}
+        by_store: dict[int, tuple[RecordStore, list[Write]]] = {}
+        for q in queue:
+            store = q.rec.domain.store
+            by_store.setdefault(id(store), (store, []))[1].append(q.write)
+        for key, (store, writes) in by_store.items():
+            try:
+                store.commit(writes)
+                self.counters["commits"] += 1
+            except Exception as exc:  # the store failed: these versions never happened
+                self.counters["commit_failures"] += 1
+                failed[key] = f"{type(exc).__name__}: {exc}"
+        effects: list[Effect] = []
+        reverted: set[int] = set()
+        for q in queue:
+            rec = q.rec
+            patch = q.write.patch
+            why = failed.get(id(rec.domain.store))
+            if why is not None:
+                if id(rec) not in reverted:
+                    reverted.add(id(rec))
+                    rec.hv, rec.hvalue, rec.hdeleted = rec.v, rec.value, rec.deleted
+                    rec.pending.clear()
+                    rec.domain.records = None
+                effects.extend(q.fail(self._error(
+                    "unavailable", f"the record store failed ({why}); the write was not "
+                    "applied")))
+                continue
+            rec.v, rec.value, rec.deleted = patch.v, q.write.row.value, patch.deleted
+            if rec.pending and rec.pending[0] is patch:
+                rec.pending.pop(0)
+            publication = global_id(self._rng)
+            effects.extend(self._fan_out(rec.uri, [], self._event(patch, rec.domain), q.skip,
+                                         q.identity))
+            effects.extend(q.reply(publication))
+        return effects
+
+    def close(self) -> None:
+        for store in {id(d.store): d.store for d in self.domains}.values():
+            store.close()
+
+    # -- procedures ---------------------------------------------------------
+    def handles(self, procedure: str) -> bool:
+        return procedure.startswith(self.api) and procedure[len(self.api):] in PARAMS
+
+    def call(self, session: Session, msg: Call, now: float) -> list[Effect]:
+        """A CALL of one of the sync procedures (raises WampError to answer ERROR)."""
+        name = msg.procedure[len(self.api):]
+        self._check_options(msg.options, "CALL")
+        params = self._params(name, msg.args or [], msg.kwargs or {})
+        assert self.gate is not None
+        if name in _READS:
+            uri, _ = self._record(params["uri"])
+            return self.gate(session, msg, "subscribe", uri, now,
+                             lambda s, m, n, d: self._read(s, m, name, params))
+        if name in _WRITES:
+            uri, _ = self._record(params["uri"])
+            return self.gate(session, msg, "publish", uri, now,
+                             lambda s, m, n, d: self._call_write(s, m, n, name, params, d))
+        return [Send(session.conn, Result(msg.request, {}, [self._other(session, name, params)]))]
+
+    def _params(self, name: str, args: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+        names = PARAMS[name]
+        if len(args) > len(names):
+            raise WampError(INVALID_ARGUMENT, f"{self.api}{name} takes at most {len(names)} "
+                            f"positional arguments ({', '.join(names) or 'none'})")
+        params = dict(zip(names, args, strict=False))
+        for key, value in kwargs.items():
+            if key not in names:
+                raise WampError(INVALID_ARGUMENT, f"{self.api}{name}: unknown argument {key!r} "
+                                f"(arguments: {', '.join(names) or 'none'})")
+            if key in params:
+                raise WampError(INVALID_ARGUMENT, f"{self.api}{name}: argument {key!r} given "
+                                "both by position and by name")
+            params[key] = value
+        missing = [n for n in names[: _REQUIRED[name]] if params.get(n) is None]
+        if missing:
+            raise WampError(INVALID_ARGUMENT, f"{self.api}{name}: missing argument(s) "
+                            f"{', '.join(missing)}")
+        return params
+
+    def _read(self, session: Session, msg: Call, name: str,
+              params: dict[str, Any]) -> list[Effect]:
+        uri, domain = self._record(params["uri"])
+        rec = self._rec(uri, domain)
+        if name == "get":
+            out = self._get(rec, params.get("since"), params.get("epoch"))
+        elif name == "head":
+            out = self._head(rec)
+        elif name == "history":
+            out = self._history(rec, params)
+        else:
+            out = self._get_at(rec, params)
+        return [Send(session.conn, Result(msg.request, {}, [out]))]
+
+    def _call_write(self, session: Session, msg: Call, now: float, name: str,
+                    params: dict[str, Any], forced: bool | None) -> list[Effect]:
+        uri, domain = self._record(params["uri"])
+        rec = self._rec(uri, domain)
+        if name == "create":
+            body = self._body("create", params["value"], None, params.get("cid"), None,
+                              True if params.get("if_absent") is None else params["if_absent"])
+        elif name == "delete":
+            body = self._body("delete", True, params.get("base"), params.get("cid"),
+                              params.get("epoch"))
+        else:
+            kind = {"patch": "ops", "merge": "merge", "set": "value"}[name]
+            body = self._body(kind, params[kind], params.get("base"), params.get("cid"),
+                              params.get("epoch"))
+        disclose = forced if forced is not None else msg.options.get("disclose_me") is True
+        identity = None
+        if disclose:
+            identity = {"publisher": session.session_id, "publisher_authid": session.authid,
+                        "publisher_authrole": session.authrole}
+        rebased = body.base is not None and body.base != rec.hv
+        conn, request = session.conn, msg.request
+
+        def reply(publication: int) -> list[Effect]:
+            return [Send(conn, Result(request, {}, [{"v": rec.v, "rebased": rebased}]))]
+
+        def fail(err: WampError) -> list[Effect]:
+            return [Send(conn, Error(Call.TYPE, request, {}, err.uri, err.args_, err.kwargs))]
+
+        def unchanged(r: Rec) -> list[Effect]:
+            return [Send(conn, Result(request, {}, [{"v": r.hv, "rebased": rebased,
+                                                     "unchanged": True}]))]
+
+        return self._write(session, rec, body, now, reply, fail, 0, identity, on_noop=unchanged)
+
+    def _history(self, rec: Rec, params: dict[str, Any]) -> dict[str, Any]:
+        lo = _version(params.get("from_v"), "from_v", 1)
+        hi = _version(params.get("to_v"), "to_v", rec.v)
+        limit = _version(params.get("limit"), "limit", MAX_LIST)
+        limit = max(1, min(limit, MAX_LIST))
+        hi = min(hi, rec.v)
+        patches = rec.domain.store.patches(rec.uri, max(lo, 1) - 1, hi, limit) if hi >= lo else []
+        return {"v": rec.v, "epoch": rec.domain.store.epoch,
+                "patches": [self._event(p, rec.domain) for p in patches]}
+
+    def _get_at(self, rec: Rec, params: dict[str, Any]) -> dict[str, Any]:
+        store = rec.domain.store
+        target = params.get("v")
+        ts = params.get("ts")
+        if target is not None and ts is not None:
+            raise WampError(INVALID_ARGUMENT, "give v or ts, not both")
+        if ts is not None:
+            if type(ts) is not str:
+                raise WampError(INVALID_ARGUMENT, "ts must be an ISO 8601 time string")
+            found = store.version_at(rec.uri, ts)
+            if found is None:
+                raise self._error("not_found", f"no kept version of {rec.uri!r} at or before "
+                                  f"{ts}", uri=rec.uri)
+            target = found
+        target = _version(target, "v", rec.v)
+        if target > rec.v:
+            raise self._error("not_found", f"{rec.uri!r} has no version {target} (current: "
+                              f"{rec.v})", uri=rec.uri, v=rec.v)
+        if target == rec.v:
+            return {"v": rec.v, "value": rec.value, "deleted": rec.deleted}
+        return self._replay(rec, target)
+
+    def _replay(self, rec: Rec, target: int) -> dict[str, Any]:
+        """The record at version ``target``: the newest checkpoint at or below it,
+        then the kept changes up to it."""
+        store = rec.domain.store
+        cp = store.checkpoint(rec.uri, target)
+        start, value, deleted = cp if cp is not None else (0, None, False)
+        patches = store.patches(rec.uri, start, target) if target > start else []
+        if len(patches) != target - start:
+            raise self._error("not_found", f"the history of {rec.uri!r} no longer covers "
+                              f"version {target}", uri=rec.uri, v=rec.v)
+        for p in patches:
+            if p.deleted:
+                value, deleted = None, True
+            elif p.ops is not None:
+                try:
+                    existed = p.v > 1 and not deleted  # the state before p
+                    value = jp.apply_normalised(value if existed else {}, p.ops)
+                except jp.PatchError as exc:  # a damaged history
+                    raise self._error("not_found", f"cannot replay version {p.v} of "
+                                      f"{rec.uri!r}: {exc.message}") from None
+                deleted = False
+            else:
+                value, deleted = p.value, False
+        return {"v": target, "value": value, "deleted": deleted}
+
+    def _other(self, session: Session, name: str, params: dict[str, Any]) -> Any:
+        if name == "describe":
+            return {"api_prefix": self.api, "domains": [d.describe() for d in self.domains],
+                    "features": ["ops", "merge", "value", "intent_ops", "conditional",
+                                 "rebase", "history", "get_at", "tombstones"]}
+        if name == "get_many":
+            return self._get_many(session, params["records"])
+        return self._list(session, params)
+
+    def _get_many(self, session: Session, records: Any) -> list[Any]:
+        if type(records) is not list or len(records) > MAX_LIST:
+            raise WampError(INVALID_ARGUMENT, f"records must be a list of at most {MAX_LIST} "
+                            "URIs or {uri, since, epoch} dicts")
+        out: list[Any] = []
+        assert self.allowed_now is not None
+        for item in records:
+            spec = {"uri": item} if type(item) is str else item
+            uri = spec.get("uri") if type(spec) is dict else None
+            try:
+                if type(spec) is not dict:
+                    raise WampError(INVALID_ARGUMENT, f"not a URI or a dict: {item!r}")
+                uri, domain = self._record(uri)
+                if not self.allowed_now(session, "subscribe", uri):
+                    raise WampError("wamp.error.not_authorized", f"not authorized to read "
+                                    f"{uri!r}")
+                result = self._get(self._rec(uri, domain), spec.get("since"), spec.get("epoch"))
+                out.append({"uri": uri, **result})
+            except WampError as exc:
+                message = exc.args_[0] if exc.args_ else exc.uri
+                out.append({"uri": uri, "error": exc.uri, "message": message})
+        return out
+
+    def _list(self, session: Session, params: dict[str, Any]) -> dict[str, Any]:
+        prefix, after, limit = params["prefix"], params.get("after"), params.get("limit")
+        if type(prefix) is not str or (after is not None and type(after) is not str):
+            raise WampError(INVALID_ARGUMENT, "prefix and after must be strings")
+        limit = max(1, min(_version(limit, "limit", 100), MAX_LIST))
+        domains = [d for d in self.domains
+                   if prefix.startswith(d.prefix) or d.prefix.startswith(prefix)]
+        if not domains:
+            raise self._error("not_managed", f"{prefix!r} covers no data-sync domain", uri=prefix)
+        assert self.allowed_now is not None
+        uris: list[str] = []
+        for d in domains:
+            scan = prefix if len(prefix) > len(d.prefix) else d.prefix
+            uris.extend(d.store.list(scan, after, limit))
+        uris.sort()
+        uris = [u for u in uris if self.allowed_now(session, "subscribe", u)][:limit]
+        return {"uris": uris, "next": uris[-1] if len(uris) == limit else None}
+
+
+def _version(value: Any, name: str, default: int) -> int:
+    if value is None:
+        return default
+    if type(value) is not int or value < 0:
+        raise WampError(INVALID_ARGUMENT, f"{name} must be an integer >= 0, not {value!r}")
+    return value
+
+
+
+def _raw_units(body: Body) -> list[Unit]:
+    """The paths a write names, as written (for a write that no longer applies)."""
+    if body.kind != "ops" or type(body.data) is not list:
+        return [("", "set")]
+    units: list[Unit] = []
+    for op in body.data:
+        if type(op) is not dict or op.get("op") == "test":
+            continue
+        for key in ("path", "from"):
+            path = op.get(key)
+            if type(path) is str and (path == "" or path.startswith("/")):
+                units.append((path, "set"))
+    return units
+
+
+def memory_store(rng: RandomSource) -> OpenStore:
+    """The store factory of the pure core: memory stores only (the adapters add SQLite)."""
+    from .memory import MemoryStore
+
+    def open_store(domain: SyncDomain) -> RecordStore:
+        if domain.store != "memory":
+            raise ValueError(f"store {domain.store!r} of domain {domain.prefix!r} needs the "
+                             "router's store adapters")
+        return MemoryStore(format(rng.getrandbits(64), "016x"))
+
+    return open_store
+
+
+def fail_publish(session: Session, msg: Publish, exc: WampError) -> list[Effect]:
+    return [Send(session.conn, Error(Publish.TYPE, msg.request, {}, exc.uri, exc.args_,
+                                     exc.kwargs))]
