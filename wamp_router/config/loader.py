@@ -94,6 +94,7 @@ from wamp_router.config.model import (
     Auth,
     Bridge,
     BridgeToken,
+    Cluster,
     CraPrincipal,
     CryptosignPrincipal,
     Endpoint,
@@ -137,7 +138,8 @@ MATCH_POLICIES: tuple[str, ...] = ("exact", "prefix", "wildcard")
 URI_CHECKS: tuple[str, ...] = ("loose", "strict")
 AUTH_METHODS: tuple[str, ...] = ("anonymous", "ticket", "wampcra", "cryptosign", "scram")
 
-_ROOT_KEYS = ("listeners", "realms", "metrics")
+_ROOT_KEYS = ("listeners", "realms", "metrics", "cluster")
+_CLUSTER_KEYS = ("backplane", "prefix", "node_ttl", "heartbeat")
 _METRICS_KEYS = ("endpoint", "path", "health_path")
 _LIMITS_KEYS = ("max_send_buffer", "max_sessions", "max_message_rate", "message_burst",
                 "rate_limit_action")
@@ -552,7 +554,40 @@ def _parse_root(ctx: _Ctx, data: dict[str, Any]) -> NodeConfig:
     listeners = _parse_listeners(root, index)
     realms = _parse_realms(root)
     metrics = _parse_metrics(root)
-    return NodeConfig(listeners=listeners, realms=realms, source=ctx.source, metrics=metrics)
+    cluster = _parse_cluster(root, realms)
+    return NodeConfig(listeners=listeners, realms=realms, source=ctx.source, metrics=metrics,
+                      cluster=cluster)
+
+
+def _parse_cluster(root: _Table, realms: tuple[Realm, ...]) -> Cluster | None:
+    table = root.table("cluster")
+    if table is None:
+        return None
+    table.check_keys(_CLUSTER_KEYS)
+    url = table.string("backplane", required=True, nonempty=True)
+    if url is None or url == "local":
+        return None
+    match = re.fullmatch(r"redis://(?:\[([0-9a-fA-F:.]+)\]|([^:/\[\]]+))(?::(\d+))?(?:/(\d+))?/?",
+                         url)
+    if match is None:
+        table.error("backplane", f'expected "local" or "redis://HOST[:PORT][/DB]", found {_q(url)}')
+        return None
+    port = int(match.group(3) or 6379)
+    if not 0 < port < 65536:
+        table.error("backplane", f"port {port} is out of range (1..65535)")
+    prefix = table.string("prefix", nonempty=True) or "wr:"
+    ttl = table.seconds("node_ttl")
+    beat = table.seconds("heartbeat")
+    node_ttl, heartbeat = ttl or 3.0, beat or 1.0
+    if heartbeat >= node_ttl:
+        table.error("heartbeat", f"must be shorter than node_ttl ({node_ttl} s), found {heartbeat}")
+    for index, realm in enumerate(realms):
+        if realm.sync is not None and realm.sync.domains:
+            root.ctx.error(f"realms[{index}].sync", "data-sync records are not cluster-wide yet: "
+                           "a realm with sync domains cannot be served by a cluster backplane")
+    return Cluster(backplane=url, host=match.group(1) or match.group(2), port=port,
+                   db=int(match.group(4) or 0), prefix=prefix, node_ttl=node_ttl,
+                   heartbeat=heartbeat)
 
 
 def _parse_metrics(root: _Table) -> Metrics | None:

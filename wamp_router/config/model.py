@@ -339,6 +339,19 @@ class Metrics:
 
 
 @dataclass(frozen=True, slots=True)
+class Cluster:
+    """Several router processes serving the same realms through a Redis backplane."""
+
+    backplane: str  # "redis://HOST:PORT[/DB]"
+    host: str = "127.0.0.1"
+    port: int = 6379
+    db: int = 0
+    prefix: str = "wr:"  # Redis key and channel prefix
+    node_ttl: float = 3.0  # a node silent for this long is declared dead
+    heartbeat: float = 1.0  # how often a node renews its liveness
+
+
+@dataclass(frozen=True, slots=True)
 class NodeConfig:
     """A whole router node; ``source`` (not compared) names the config's origin."""
 
@@ -346,3 +359,4 @@ class NodeConfig:
     realms: tuple[Realm, ...]
     source: str = field(default="<embedded default>", compare=False)
     metrics: Metrics | None = None
+    cluster: Cluster | None = None  # None: one process (the local backplane)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .effects import Broadcast, Effect, Send
+from .effects import Broadcast, Effect, Forward, Interest, Send
 from .errors import INVALID_ARGUMENT, NO_SUCH_SUBSCRIPTION, WampError
 from .ids import RandomSource, SequentialIds, global_id
 from .messages import Event, Publish, Published, Subscribe, Subscribed, Unsubscribe, Unsubscribed
@@ -103,6 +103,8 @@ class Broker:
         self._subs: UriMap[Subscription] = UriMap()
         self._by_id: dict[int, Subscription] = {}
         self.retained: dict[str, Retained] = {}
+        # cluster: the realm's name when publications go to other nodes too (Forward)
+        self.cluster: str | None = None
         # the retained event of a data-sync record topic (None: not a record topic)
         self.snapshot: Callable[[str], dict[str, Any] | None] | None = None
 
@@ -123,6 +125,8 @@ class Broker:
         sub.subscribers[session.conn] = session
         session.add_subscription(sub.id)
         if created:
+            if self.cluster is not None:
+                effects.append(Interest(self.cluster, sub.topic, match, True))
             effects.extend(self._emit("wamp.subscription.on_create",
                                       [session.session_id, self.details(sub)]))
         effects.extend(self._emit("wamp.subscription.on_subscribe", [session.session_id, sub.id]))
@@ -174,6 +178,8 @@ class Broker:
         if not sub.subscribers:
             self._subs.remove(sub.topic, sub.match)
             del self._by_id[sub.id]
+            if self.cluster is not None:
+                effects.append(Interest(self.cluster, sub.topic, sub.match, False))
             effects.extend(self._emit("wamp.subscription.on_delete",
                                       [session.session_id, sub.id]))
         return effects
@@ -198,8 +204,12 @@ class Broker:
         options = msg.options
         publication = global_id(self._rng)
         if not options and not disclose:  # the common case: no options at all
-            return self._fan_out(msg.topic, publication, msg.args, msg.kwargs, None,
-                                 session.conn, None)
+            effects = self._fan_out(msg.topic, publication, msg.args, msg.kwargs, None,
+                                    session.conn, None)
+            if self.cluster is not None:
+                effects.append(self._forward(msg.topic, publication, msg.args, msg.kwargs, {},
+                                             session.session_id, None, False))
+            return effects
         pfilter = parse_filter(options)
         exclude_me = options.get("exclude_me", True) is not False
         identity: dict[str, Any] = {}
@@ -208,9 +218,15 @@ class Broker:
                         "publisher_authrole": session.authrole}
         effects = self._fan_out(msg.topic, publication, msg.args, msg.kwargs, pfilter,
                                 session.conn if exclude_me else 0, identity)
-        if options.get("retain") is True:
+        retain = options.get("retain") is True
+        if retain:
             self.retained[msg.topic] = Retained(publication, msg.args, msg.kwargs, identity,
                                                 pfilter, session.session_id, exclude_me)
+        if self.cluster is not None:
+            filters = {k: options[k] for k in _FILTER_KEYS if k in options}
+            effects.append(self._forward(msg.topic, publication, msg.args, msg.kwargs, filters,
+                                         session.session_id if exclude_me else 0, identity,
+                                         retain, session.session_id))
         if options.get("acknowledge"):
             effects.append(Send(session.conn, Published(msg.request, publication)))
         return effects
@@ -220,7 +236,62 @@ class Broker:
                          identity: dict[str, Any] | None = None) -> list[Effect]:
         """A publication by the router itself (meta events, data-sync patch events;
         ``skip``: a connection not to deliver to)."""
-        return self._fan_out(topic, global_id(self._rng), args, kwargs, None, skip, identity)
+        publication = global_id(self._rng)
+        effects = self._fan_out(topic, publication, args, kwargs, None, skip, identity)
+        if self.cluster is not None:
+            effects.append(self._forward(topic, publication, args, kwargs, {}, 0, identity,
+                                         False))
+        return effects
+
+    # -- cluster ----------------------------------------------------------------
+    def _forward(self, topic: str, publication: int, args: list[Any] | None,
+                 kwargs: dict[str, Any] | None, filters: dict[str, Any], exclude: int,
+                 identity: dict[str, Any] | None, retain: bool, publisher: int = 0) -> Forward:
+        """The envelope other nodes deliver from: filters travel with it and are
+        applied there by ``deliver_remote``, exactly as for a local publication."""
+        assert self.cluster is not None
+        return Forward(self.cluster, {"t": topic, "p": publication, "a": args, "k": kwargs,
+                                      "f": filters, "x": exclude, "i": identity or {},
+                                      "r": retain, "s": publisher})
+
+    def deliver_remote(self, env: dict[str, Any], kind: str) -> list[Effect]:
+        """A publication made on another node. ``kind``: "exact" (deliver to this
+        node's exact subscriptions), "pattern" (to its pattern subscriptions) or
+        "retained" (keep it as the topic's retained event; nothing is delivered)."""
+        topic = env["t"]
+        filters = env.get("f") or {}
+        pfilter = parse_filter(filters) if filters else None
+        identity = env.get("i") or None
+        if kind == "retained":
+            self.retained[topic] = Retained(env["p"], env.get("a"), env.get("k"), identity or {},
+                                            pfilter, env.get("s", 0), bool(env.get("x")))
+            return []
+        exclude = env.get("x", 0)
+        if exclude:
+            pfilter = pfilter or Filter()
+            pfilter.exclude = (pfilter.exclude or frozenset()) | {exclude}
+        if kind == "exact":
+            sub = self._subs.exact(topic)
+            subs = [] if sub is None else [sub]
+        else:
+            subs = [s for s in self._subs.all_matches(topic) if s.match != "exact"]
+        effects: list[Effect] = []
+        for sub in subs:
+            conns = [c for c, s in sub.subscribers.items()
+                     if (pfilter is None or pfilter.allows(s))
+                     and (sub.match == "exact" or self._may_receive(s, topic, sub))]
+            if not conns:
+                continue
+            details: dict[str, Any] = {} if sub.match == "exact" else {"topic": topic}
+            if identity:
+                details.update(identity)
+            effects.append(Broadcast(conns, Event(sub.id, env["p"], details, env.get("a"),
+                                                  env.get("k"))))
+        return effects
+
+    def interests(self) -> list[tuple[str, str]]:
+        """(topic, match) of every subscription on this node (a backplane re-asserts them)."""
+        return [(s.topic, s.match) for s in self._by_id.values()]
 
     def _fan_out(self, topic: str, publication: int, args: list[Any] | None,
                  kwargs: dict[str, Any] | None, pfilter: Filter | None, skip: int,

@@ -7,6 +7,11 @@
   sent before (``reason`` for the log).
 - ``Commit()``: call ``router.commit()`` once the current reactor turn is done
   (data-sync writes wait for it: group commit, then broadcast and answers).
+- ``Forward(realm, envelope)``: a publication for the other nodes of a cluster
+  (only when a cluster backplane is configured).
+- ``Interest(realm, topic, match, added)``: this node's first subscription to
+  ``(topic, match)`` was created (or its last one removed): the backplane
+  subscribes to the publications other nodes make there (or stops).
 - ``Timer(at)``: call ``router.on_timer(now)`` no later than ``at`` (then ask
   ``router.next_deadline()`` for the next one).
 """
@@ -14,6 +19,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from .messages import Message
 
@@ -48,4 +54,18 @@ class Commit:
 
 COMMIT = Commit()
 
-Effect = Send | Broadcast | Close | Timer | Commit
+
+@dataclass(slots=True)
+class Forward:
+    realm: str
+    envelope: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Interest:
+    realm: str
+    topic: str
+    match: str
+    added: bool
+
+Effect = Send | Broadcast | Close | Timer | Commit | Forward | Interest

@@ -113,8 +113,11 @@ class Router:
         self._open_store = open_store  # data-sync record stores (None: memory only)
         self.realms: dict[str, Realm] = {r.name: Realm(r, rng, self.stats, open_store)
                                          for r in config.realms}
+        self._clustered = config.cluster is not None
         for realm in self.realms.values():
             realm.kill_session = self._kill
+            if self._clustered:
+                realm.broker.cluster = realm.name
         self.conns: dict[int, Session] = {}
         self._auth_by_listener: dict[int, list[Authenticator]] = {}
         self._failures = FailureLog()  # failed authentications (listener auth limits)
@@ -242,6 +245,8 @@ class Router:
             if name not in self.realms:
                 realm = Realm(realm_config, self._rng, self.stats, self._open_store)
                 realm.kill_session = self._kill
+                if self._clustered:
+                    realm.broker.cluster = realm.name
                 self.realms[name] = realm
         self._auth_by_listener.clear()
         return effects
@@ -254,6 +259,14 @@ class Router:
         effects = self._leave(session)
         effects.extend(self._abort(session, reason, message))
         return effects
+
+    def remote_publication(self, realm: str, envelope: dict[str, Any],
+                           kind: str) -> list[Effect]:
+        """A publication another node of the cluster made (see Broker.deliver_remote)."""
+        r = self.realms.get(realm)
+        if r is None:
+            return []
+        return r.broker.deliver_remote(envelope, kind)
 
     def commit(self) -> list[Effect]:
         """Commit the data-sync writes queued during this reactor turn (the

@@ -17,7 +17,7 @@ from twisted.logger import Logger
 
 from ..config.model import NodeConfig
 from ..core import codec
-from ..core.effects import Broadcast, Close, Commit, Effect, Send, Timer
+from ..core.effects import Broadcast, Close, Commit, Effect, Forward, Interest, Send, Timer
 from ..core.errors import INVALID_ARGUMENT, PAYLOAD_SIZE_EXCEEDED, ProtocolViolation
 from ..core.messages import (
     Call,
@@ -78,6 +78,7 @@ class Driver:
         self._next_conn = 0
         self._dirty: list[Connection] = []  # connections with queued output
         self._commit_call: Any = None  # the pending data-sync group commit
+        self.cluster: Any = None  # the Redis backplane, when the node is part of a cluster
 
     # -- connections ------------------------------------------------------
     def attach(self, conn: Connection, transport: TransportInfo) -> int:
@@ -208,8 +209,32 @@ class Driver:
                     conn.close_after_send(effect.reason)
             elif type(effect) is Timer:
                 self._schedule(effect.at)
-            elif type(effect) is Commit and self._commit_call is None:
-                self._commit_call = self._reactor.callLater(0, self._commit)
+            else:
+                self._apply_other(effect)
+
+    def _apply_other(self, effect: Effect) -> None:
+        if type(effect) is Forward:
+            if self.cluster is not None:
+                self.cluster.forward(effect)
+        elif type(effect) is Interest:
+            if self.cluster is not None:
+                self.cluster.interest(effect)
+        elif type(effect) is Commit and self._commit_call is None:
+            self._commit_call = self._reactor.callLater(0, self._commit)
+
+    def remote(self, realm: str, envelope: dict[str, Any], kind: str) -> None:
+        """A publication another node of the cluster made."""
+        try:
+            effects = self.router.remote_publication(realm, envelope, kind)
+        except Exception:
+            log.failure("internal error delivering a publication from another node")
+            return
+        self.apply(effects)
+        self.flush()
+
+    def interests(self, realm: str) -> list[tuple[str, str]]:
+        r = self.router.realms.get(realm)
+        return [] if r is None else r.broker.interests()
 
     def _commit(self) -> None:
         """Group commit of the data-sync writes accepted in the last reactor turn."""

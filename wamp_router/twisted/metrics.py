@@ -63,6 +63,22 @@ class RouterCollector:
         ):
             yield CounterMetricFamily(name, help_text, value=value)
         yield from self._sync(driver.router.realms)
+        backplane = self.node.backplane
+        if backplane is not None:
+            yield GaugeMetricFamily("wamp_cluster_connected",
+                                    "1 when the node is connected to the Redis backplane",
+                                    value=1 if backplane.up else 0)
+            yield GaugeMetricFamily("wamp_cluster_nodes", "Live nodes in the cluster",
+                                    value=backplane.nodes)
+            for key, help_text in (
+                ("sent", "Publications sent to other nodes (Redis PUBLISH commands)"),
+                ("received", "Publications received from other nodes"),
+                ("dropped", "Publications for other nodes dropped while Redis was unreachable"),
+                ("reconnects", "Connections to Redis lost"),
+                ("nodes_reaped", "Nodes this node declared dead"),
+            ):
+                yield CounterMetricFamily(f"wamp_cluster_{key}", help_text,
+                                          value=backplane.counters[key])
 
     @staticmethod
     def _sync(realms: dict[str, Any]) -> Iterator[Metric]:
@@ -151,8 +167,13 @@ class HealthResource(Resource):
         healthy = bool(listeners) and all(entry["up"] for entry in listeners)
         request.setResponseCode(200 if healthy else 503)
         request.setHeader(b"content-type", b"application/json")
-        body = {"status": "ok" if healthy else "unavailable", "listeners": listeners,
-                "backplane": {"kind": "local", "up": True}}
+        backplane = {"kind": "local", "up": True}
+        if self.node.backplane is not None:
+            backplane = self.node.backplane.status()
+        status = "ok" if healthy else "unavailable"
+        if healthy and not backplane["up"]:
+            status = "degraded"  # local traffic is served; other nodes are out of reach
+        body = {"status": status, "listeners": listeners, "backplane": backplane}
         return json.dumps(body).encode() + b"\n"
 
 

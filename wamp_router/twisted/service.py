@@ -56,6 +56,14 @@ class RouterNode:
         self.config = config
         self.reactor = reactor
         self.driver = Driver(config, reactor)
+        self.backplane: Any = None
+        if config.cluster is not None:
+            from ..cluster.redis import RedisBackplane
+
+            self.backplane = RedisBackplane(
+                config.cluster, reactor, self.driver.remote,
+                lambda: list(self.driver.router.realms), self.driver.interests)
+            self.driver.cluster = self.backplane
         # listener key -> (listener, factory, listening port)
         self.ports: dict[tuple[str, str], tuple[Listener, Any, Any]] = {}
         self.metrics_port: Any = None
@@ -105,6 +113,11 @@ class RouterNode:
             yield self._listen(listener)
         if self.config.metrics is not None:
             yield self._start_metrics(self.config.metrics)
+        if self.backplane is not None:
+            self.backplane.start()
+            log.info("cluster backplane redis={host}:{port} node={node}",
+                     host=self.backplane.config.host, port=self.backplane.config.port,
+                     node=self.backplane.node_id)
         realms = ",".join(r.name for r in self.config.realms)
         log.info("router started config={source} realms={realms}",
                  source=self.config.source, realms=realms)
@@ -172,4 +185,6 @@ class RouterNode:
             waited += 0.05
         self.driver.abort_all()
         self.driver.close()
+        if self.backplane is not None:
+            yield self.backplane.stop()
         log.info("router stopped")

@@ -1,0 +1,393 @@
+"""A realm served by three router processes through one ``redis-server``
+(started by the tests on a free loopback port): publications cross nodes with
+every option, a node gets only what its sessions subscribed to, retained
+events and meta events are cluster-wide, a node killed with SIGKILL leaves the
+cluster, and a Redis outage leaves local traffic running."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import ExitStack
+from typing import Any
+
+import pytest
+from autobahn.wamp import types
+
+from .clients import Client, close, join
+from .redis_server import RedisServer, redis_server
+from .router_process import RouterProcess, run_router
+from .test_operations import scrape
+
+ACK = types.PublishOptions(acknowledge=True)
+
+CONFIG = """
+[[listeners]]
+transport = "websocket"
+endpoint = "127.0.0.1:0"
+[listeners.auth.anonymous]
+role = "anonymous"
+[[listeners.auth.ticket]]
+authid = "alice"
+ticket = "alice-secret"
+role = "user"
+[[listeners.auth.ticket]]
+authid = "bob"
+ticket = "bob-secret"
+role = "admin"
+
+[[listeners]]
+transport = "rawsocket"
+endpoint = "127.0.0.1:0"
+[listeners.auth.anonymous]
+role = "anonymous"
+
+[[realms]]
+name = "realm1"
+[[realms.roles]]
+name = "anonymous"
+[[realms.roles.permissions]]
+uri = ""
+match = "prefix"
+allow = ["call", "register", "publish", "subscribe"]
+[[realms.roles]]
+name = "user"
+[[realms.roles.permissions]]
+uri = ""
+match = "prefix"
+allow = ["call", "register", "publish", "subscribe"]
+[[realms.roles]]
+name = "admin"
+disclose = { publisher = true }
+[[realms.roles.permissions]]
+uri = ""
+match = "prefix"
+allow = ["call", "register", "publish", "subscribe"]
+
+[metrics]
+endpoint = "127.0.0.1:0"
+
+[cluster]
+backplane = "redis://127.0.0.1:%d"
+node_ttl = 1.5
+heartbeat = 0.3
+"""
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, 60))
+
+
+def start_node(stack: ExitStack, redis: RedisServer) -> RouterProcess:
+    rp = stack.enter_context(run_router(CONFIG % redis.port, expect_listeners=3))
+    rp.wait_for_line("cluster backplane: connected", timeout=15)
+    return rp
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[tuple[RedisServer, list[RouterProcess]]]:
+    with redis_server() as redis, ExitStack() as stack:
+        nodes = [start_node(stack, redis) for _ in range(3)]
+        yield redis, nodes
+
+
+def health(rp: RouterProcess) -> dict[str, Any]:
+    url = rp.metrics_url.rsplit("/", 1)[0] + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return dict(json.loads(resp.read()))
+    except urllib.error.HTTPError as exc:
+        return dict(json.loads(exc.read()))
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.events: asyncio.Queue[tuple[str, tuple[Any, ...], dict[str, Any], Any]] = (
+            asyncio.Queue())
+
+    def handler(self, name: str) -> Any:
+        def on_event(*args: Any, details: Any = None, **kwargs: Any) -> None:
+            self.events.put_nowait((name, args, kwargs, details))
+        return on_event
+
+    async def get(self, timeout: float = 5) -> tuple[str, tuple[Any, ...], dict[str, Any], Any]:
+        return await asyncio.wait_for(self.events.get(), timeout)
+
+    async def until(self, marker: str, timeout: float = 5) -> list[tuple[str, tuple[Any, ...]]]:
+        """Everything received up to a publication whose first arg is ``marker``."""
+        out = []
+        while True:
+            name, args, _, _ = await self.get(timeout)
+            if args and args[0] == marker:
+                return out
+            out.append((name, args))
+
+
+async def subscribe(session: Client, inbox: Inbox, name: str, topic: str,
+                    **options: Any) -> None:
+    await session.subscribe(inbox.handler(name), topic,
+                            options=types.SubscribeOptions(details=True, **options))
+
+
+async def settled(publisher: Client, inbox: Inbox, topic: str, name: str) -> None:
+    """Publish probes until one arrives: the subscriptions made before reached
+    every node (pattern interest travels through Redis)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        await publisher.publish(topic, "probe", options=ACK)
+        try:
+            while True:
+                got, args, _, _ = await inbox.get(0.3)
+                if got == name and args == ("probe",):
+                    await asyncio.sleep(0.2)
+                    while not inbox.events.empty():  # drop the other probes
+                        inbox.events.get_nowait()
+                    return
+        except TimeoutError:
+            continue
+    raise AssertionError(f"no probe on {topic} reached {name}")
+
+
+def test_exact_prefix_and_wildcard_subscriptions_across_nodes(cluster: Any) -> None:
+    _, (a, b, c) = cluster
+
+    async def main() -> None:
+        sub = await join(a.ws_url)
+        other = await join(c.raw_url)
+        pub = await join(b.ws_url, serializer="msgpack")
+        try:
+            inbox = Inbox()
+            await subscribe(sub, inbox, "exact", "com.x1.orders.new")
+            await subscribe(sub, inbox, "prefix", "com.x1.orders", match="prefix")
+            await subscribe(sub, inbox, "wildcard", "com.x1..new", match="wildcard")
+            await subscribe(other, inbox, "other", "com.x1", match="prefix")
+            await settled(pub, inbox, "com.x1.orders.new", "wildcard")
+            await settled(pub, inbox, "com.x1.orders.probe", "other")
+            await pub.publish("com.x1.orders.new", 1, b"\x00\xff", k="v", options=ACK)
+            await pub.publish("com.x1.orders.new", "end", options=ACK)
+            got = await inbox.until("end")
+            got += await inbox.until("end")
+            got += await inbox.until("end")
+            got += await inbox.until("end")
+            assert sorted(name for name, _ in got) == ["exact", "other", "prefix", "wildcard"]
+            assert all(args == (1, b"\x00\xff") for _, args in got)
+        finally:
+            await close(sub, other, pub)
+
+    run(main())
+
+
+def test_filters_and_disclosure_across_nodes(cluster: Any) -> None:
+    _, (a, b, c) = cluster
+
+    async def main() -> None:
+        anon = await join(a.ws_url)
+        alice = await join(c.ws_url, authmethods=["ticket"], authid="alice",
+                           secret="alice-secret")
+        bob = await join(a.ws_url, authmethods=["ticket"], authid="bob", secret="bob-secret")
+        pub = await join(b.ws_url)
+        topic = "com.x2.news"
+        try:
+            inbox = Inbox()
+            for name, s in (("anon", anon), ("alice", alice), ("bob", bob), ("pub", pub)):
+                await subscribe(s, inbox, name, topic)
+            await asyncio.sleep(0.2)  # exact interest: a SUBSCRIBE on each node's connection
+
+            async def publish(tag: str, **options: Any) -> set[str]:
+                await pub.publish(topic, tag, options=types.PublishOptions(acknowledge=True,
+                                                                           **options))
+                await pub.publish(topic, "end", options=types.PublishOptions(
+                    acknowledge=True, exclude_me=False))
+                names: set[str] = set()
+                done = 0
+                while done < 4:  # "end" reaches all four subscribers
+                    name, args, _, _ = await inbox.get()
+                    if args == ("end",):
+                        done += 1
+                    else:
+                        assert args == (tag,)
+                        names.add(name)
+                return names
+
+            assert await publish("plain") == {"anon", "alice", "bob"}  # exclude_me
+            assert await publish("me", exclude_me=False) == {"anon", "alice", "bob", "pub"}
+            anon_id = anon._session_id
+            alice_id = alice._session_id
+            assert await publish("ex", exclude=[anon_id]) == {"alice", "bob"}
+            assert await publish("el", eligible=[alice_id]) == {"alice"}
+            assert await publish("exid", exclude_authid=["alice"]) == {"anon", "bob"}
+            assert await publish("elrole", eligible_authrole=["admin"]) == {"bob"}
+            # publisher disclosure (forced for bob's role) travels with the publication
+            await bob.publish(topic, "who", options=types.PublishOptions(
+                acknowledge=True, eligible=[alice_id]))
+            name, args, _, details = await inbox.get()
+            assert (name, args) == ("alice", ("who",))
+            assert details.publisher == bob._session_id
+            assert details.publisher_authid == "bob"
+        finally:
+            await close(anon, alice, bob, pub)
+
+    run(main())
+
+
+def test_retained_events_are_cluster_wide(cluster: Any) -> None:
+    _, (a, b, c) = cluster
+
+    async def main() -> None:
+        pub = await join(b.ws_url)
+        try:
+            await pub.publish("com.x3.state", 42, options=types.PublishOptions(
+                acknowledge=True, retain=True))
+            await pub.publish("com.x3.secret", 1, options=types.PublishOptions(
+                acknowledge=True, retain=True, eligible_authid=["nobody"]))
+            await asyncio.sleep(0.3)  # the retained event reaches every node
+            late = await join(c.raw_url)
+            inbox = Inbox()
+            await subscribe(late, inbox, "late", "com.x3.state", get_retained=True)
+            _, args, _, details = await inbox.get()
+            assert args == (42,) and details.retained is True
+            await subscribe(late, inbox, "secret", "com.x3.secret", get_retained=True)
+            with pytest.raises(TimeoutError):  # its eligibility holds on every node
+                await inbox.get(0.5)
+            await close(late)
+        finally:
+            await close(pub)
+
+    run(main())
+
+
+def test_only_interested_nodes_receive_and_order_is_kept(cluster: Any) -> None:
+    _, (a, b, c) = cluster
+
+    async def main() -> None:
+        sub = await join(a.ws_url)
+        pub = await join(b.ws_url)
+        try:
+            inbox = Inbox()
+            await subscribe(sub, inbox, "one", "com.x4.one")
+            await subscribe(sub, inbox, "two", "com.x4.two")
+            await settled(pub, inbox, "com.x4.one", "one")
+            await settled(pub, inbox, "com.x4.two", "two")
+            before = scrape(c.metrics_url)["wamp_cluster_received_total"]
+            for i in range(300):
+                pub.publish("com.x4.one" if i % 2 else "com.x4.two", i)
+            await pub.publish("com.x4.one", "end", options=ACK)
+            got = await inbox.until("end")
+            assert [args[0] for _, args in got] == list(range(300))  # publication order
+            assert [name for name, _ in got[:4]] == ["two", "one", "two", "one"]
+            # node C has no subscriber: it received none of it
+            assert scrape(c.metrics_url)["wamp_cluster_received_total"] == before
+        finally:
+            await close(sub, pub)
+
+    run(main())
+
+
+def test_meta_events_are_cluster_wide(cluster: Any) -> None:
+    _, (a, b, c) = cluster
+
+    async def main() -> None:
+        watcher = await join(a.ws_url)
+        try:
+            inbox = Inbox()
+            await subscribe(watcher, inbox, "join", "wamp.session.on_join")
+            await asyncio.sleep(0.2)
+            newcomer = await join(c.ws_url, authmethods=["ticket"], authid="alice",
+                                  secret="alice-secret")
+            while True:
+                _, args, _, _ = await inbox.get()
+                if args[0]["session"] == newcomer._session_id:
+                    assert args[0]["authid"] == "alice"
+                    break
+            await close(newcomer)
+        finally:
+            await close(watcher)
+
+    run(main())
+
+
+def test_health_and_metrics_show_the_cluster(cluster: Any) -> None:
+    _, nodes = cluster
+    for rp in nodes:
+        h = health(rp)
+        assert h["status"] == "ok" and h["backplane"]["kind"] == "redis"
+        assert h["backplane"]["up"] is True
+        values = scrape(rp.metrics_url)
+        assert values["wamp_cluster_connected"] == 1
+    deadline = time.monotonic() + 5
+    while scrape(nodes[0].metrics_url)["wamp_cluster_nodes"] != 3:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+
+def test_a_killed_node_leaves_the_cluster_and_its_clients_carry_on_elsewhere() -> None:
+    with redis_server() as redis, ExitStack() as stack:
+        a, b = start_node(stack, redis), start_node(stack, redis)
+
+        async def main() -> None:
+            sub = await join(b.ws_url)
+            pub = await join(a.ws_url)
+            inbox = Inbox()
+            await subscribe(sub, inbox, "pattern", "com.x5", match="prefix")
+            await settled(pub, inbox, "com.x5.t", "pattern")
+            os.kill(b.proc.pid, signal.SIGKILL)
+            b.proc.wait(10)
+            deadline = time.monotonic() + 10  # node_ttl 1.5 s + the reaper's period
+            while scrape(a.metrics_url)["wamp_cluster_nodes_reaped_total"] < 1:
+                assert time.monotonic() < deadline, "the dead node was not reaped"
+                await asyncio.sleep(0.1)
+            assert scrape(a.metrics_url)["wamp_cluster_nodes"] == 1
+            # the dead node's pattern interest is gone: nothing is sent for it any more
+            sent = scrape(a.metrics_url)["wamp_cluster_sent_total"]
+            await pub.publish("com.x5.t", 1, options=ACK)
+            assert scrape(a.metrics_url)["wamp_cluster_sent_total"] == sent + 1  # its channel
+            # its client reconnects to the surviving node and carries on
+            again = await join(a.ws_url)
+            await subscribe(again, inbox, "again", "com.x5", match="prefix")
+            await pub.publish("com.x5.t", 2, options=types.PublishOptions(acknowledge=True))
+            name, args, _, _ = await inbox.get()
+            assert (name, args) == ("again", (2,))
+            await close(pub, again)
+
+        run(main())
+
+
+def test_a_redis_outage_keeps_local_traffic_and_recovers() -> None:
+    with redis_server() as redis, ExitStack() as stack:
+        a, b = start_node(stack, redis), start_node(stack, redis)
+
+        async def main() -> None:
+            local_sub = await join(a.ws_url)
+            local_pub = await join(a.raw_url)
+            remote_sub = await join(b.ws_url)
+            inbox = Inbox()
+            await subscribe(local_sub, inbox, "local", "com.x6.t")
+            await subscribe(remote_sub, inbox, "remote", "com.x6.t")
+            await asyncio.sleep(0.3)
+            redis.stop()
+            deadline = time.monotonic() + 5
+            while health(a)["status"] != "degraded":
+                assert time.monotonic() < deadline, health(a)
+                await asyncio.sleep(0.1)
+            assert health(a)["backplane"]["up"] is False
+            await local_pub.publish("com.x6.t", "during", options=ACK)
+            name, args, _, _ = await inbox.get()
+            assert (name, args) == ("local", ("during",))  # local traffic goes on
+            assert scrape(a.metrics_url)["wamp_cluster_dropped_total"] >= 1
+            redis.start()  # an empty Redis again, on the same port
+            deadline = time.monotonic() + 15
+            while not (health(a)["backplane"]["up"] and health(b)["backplane"]["up"]):
+                assert time.monotonic() < deadline, "the nodes did not reconnect"
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(0.3)
+            await local_pub.publish("com.x6.t", "after", options=ACK)
+            got = {(await inbox.get())[0] for _ in range(2)}
+            assert got == {"local", "remote"}  # subscriptions were re-asserted
+            await close(local_sub, local_pub, remote_sub)
+
+        run(main())

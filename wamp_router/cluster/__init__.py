@@ -1,0 +1,1 @@
+"""Running one realm on several router processes (the Redis backplane)."""

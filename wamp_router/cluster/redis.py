@@ -1,0 +1,406 @@
+"""The Redis backplane: several router processes serve the same realms.
+
+Publications (the core's ``Forward`` effects) reach the other nodes through
+Redis pub/sub, and each receiving node delivers them with the same broker
+code as a local publication (filters travel with the envelope):
+
+- exact subscriptions: a per-topic channel ``<prefix><realm>:t:<topic>``; a node
+  SUBSCRIBEs while it has a local exact subscription to the topic (the core's
+  ``Interest`` effects), so a node with no interest receives nothing;
+- prefix / wildcard subscriptions: each node keeps its patterns in Redis
+  (``<prefix>pat:<node>``) and announces changes on the control channel; a
+  publishing node matches the topic against every node's patterns (our own
+  URI matcher: Redis globs cannot express WAMP wildcards) and sends the
+  envelope to the inbox channel of each node with a matching pattern;
+- retained events: kept in ``<prefix><realm>:retained`` (a hash) and sent to
+  every node on ``<prefix><realm>:ret``, so ``get_retained`` is answered
+  locally on any node.
+
+All publishes go out on one connection and all pushes come in on one
+subscriber connection, so the publications of one node reach another in the
+order they were made (Redis keeps the order per connection pair).
+
+Membership: every node renews its deadline in ``<prefix>nodes`` (a sorted set,
+Redis server time) every ``heartbeat`` seconds; every node also runs the
+reaper, which removes nodes past their deadline (their pattern interest) and
+announces them on the control channel. Commands are never queued while Redis
+is unreachable: publications for other nodes are dropped and counted, local
+traffic goes on, health and metrics say so; on reconnect the node subscribes
+again, re-asserts its interest and reloads the others' patterns and the
+retained events.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+import msgpack
+from twisted.application.internet import ClientService, backoffPolicy
+from twisted.internet import task
+from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint
+from twisted.logger import Logger
+
+from ..config.model import Cluster
+from ..core.effects import Forward, Interest
+from ..core.urimap import UriMap
+from .resp import RedisError, RespFactory, RespProtocol
+
+log = Logger(namespace="wamp_router")
+
+Deliver = Callable[[str, dict[str, Any], str], None]  # (realm, envelope, kind)
+
+# KEYS[1] nodes zset; ARGV: node id, ttl ms. Returns 1 when the node was not
+# registered (new, or reaped while it was away).
+_BEAT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+"""
+# KEYS[1] nodes zset; ARGV: key prefix, control channel. Removes the nodes past
+# their deadline with their pattern sets; announces each on the control channel.
+_REAP = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 100)
+for _, node in ipairs(dead) do
+  redis.call('ZREM', KEYS[1], node)
+  redis.call('DEL', ARGV[1] .. 'pat:' .. node)
+  redis.call('PUBLISH', ARGV[2], cmsgpack.pack({'down', node}))
+end
+return dead
+"""
+
+
+def _pack(obj: Any) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def _unpack(data: bytes) -> Any:
+    return msgpack.unpackb(data, raw=False, strict_map_key=False)
+
+
+class RedisBackplane:
+    kind = "redis"
+
+    def __init__(self, config: Cluster, reactor: Any, deliver: Deliver,
+                 realms: Callable[[], list[str]],
+                 interests: Callable[[str], list[tuple[str, str]]]) -> None:
+        self.config = config
+        self.reactor = reactor
+        self.deliver = deliver
+        self._realms = realms  # the realms this node serves
+        self._interests = interests  # realm -> [(topic, match)] of its subscriptions now
+        self.node_id = secrets.token_hex(8)
+        p = config.prefix
+        self.k_nodes = f"{p}nodes"
+        self.k_patterns = f"{p}pat:{self.node_id}"
+        self.ch_ctl = f"{p}ctl"
+        self.ch_inbox = f"{p}n:{self.node_id}"
+        self.cmd: RespProtocol | None = None
+        self.sub: RespProtocol | None = None
+        self.exact: set[tuple[str, str]] = set()  # (realm, topic) with local exact interest
+        self.patterns: set[tuple[str, str, str]] = set()  # (realm, match, topic) here
+        # the other nodes' patterns: realm -> UriMap of node sets; node -> its keys
+        self.remote: dict[str, UriMap[set[str]]] = {}
+        self.remote_keys: dict[str, set[tuple[str, str, str]]] = {}
+        self.counters = {"sent": 0, "received": 0, "dropped": 0, "reconnects": 0,
+                         "nodes_reaped": 0}
+        self.nodes = 1  # live nodes seen at the last heartbeat
+        self._services: list[ClientService] = []
+        self._beat: task.LoopingCall | None = None
+        self._synced = False  # interest asserted and caches loaded since the last connect
+
+    # -- channels --------------------------------------------------------------
+    def _topic_channel(self, realm: str, topic: str) -> str:
+        return f"{self.config.prefix}{realm}:t:{topic}"
+
+    def _retained_channel(self, realm: str) -> str:
+        return f"{self.config.prefix}{realm}:ret"
+
+    def _retained_key(self, realm: str) -> str:
+        return f"{self.config.prefix}{realm}:retained"
+
+    @property
+    def up(self) -> bool:
+        return self.cmd is not None and self.sub is not None and self._synced
+
+    def status(self) -> dict[str, Any]:
+        return {"kind": "redis", "up": self.up, "node": self.node_id,
+                "redis": f"{self.config.host}:{self.config.port}", "nodes": self.nodes}
+
+    # -- lifecycle -------------------------------------------------------------
+    def start(self) -> None:
+        host, port = self.config.host, self.config.port
+        make = TCP6ClientEndpoint if ":" in host else TCP4ClientEndpoint
+        policy = backoffPolicy(initialDelay=0.1, maxDelay=2.0, factor=1.5)
+        for push in (None, self._push):
+            factory: Any = RespFactory(self._connected, self._lost, push)
+            endpoint: Any = make(self.reactor, host, port, timeout=5)
+            service = ClientService(endpoint, factory,
+                                    retryPolicy=policy, clock=self.reactor)
+            service.startService()
+            self._services.append(service)
+        self._beat = task.LoopingCall(self._heartbeat)
+        self._beat.clock = self.reactor
+        self._beat.start(self.config.heartbeat, now=False)
+
+    def stop(self) -> Any:
+        """A clean leave: the other nodes forget this node's interest at once."""
+        if self._beat is not None and self._beat.running:
+            self._beat.stop()
+        d = None
+        if self.cmd is not None:
+            self.cmd.command("ZREM", self.k_nodes, self.node_id)
+            self.cmd.command("DEL", self.k_patterns)
+            d = self.cmd.command("PUBLISH", self.ch_ctl, _pack(["down", self.node_id]))
+            d.addErrback(lambda _: None)
+        from twisted.internet.defer import gatherResults, maybeDeferred
+
+        def stop_services(_: Any) -> Any:
+            return gatherResults([maybeDeferred(s.stopService) for s in self._services])
+
+        if d is None:
+            return stop_services(None)
+        return d.addBoth(stop_services)
+
+    def _connected(self, proto: RespProtocol) -> None:
+        if self.config.db:
+            proto.command("SELECT", self.config.db).addErrback(self._failed, "SELECT")
+        if proto._push is not None:
+            self.sub = proto
+        else:
+            self.cmd = proto
+        if self.cmd is not None and self.sub is not None:
+            self._sync()
+
+    def _lost(self, proto: RespProtocol) -> None:
+        was_up = self.up
+        if proto is self.sub:
+            self.sub = None
+        if proto is self.cmd:
+            self.cmd = None
+        self._synced = False
+        if was_up:
+            self.counters["reconnects"] += 1
+            log.warn("cluster backplane: lost the connection to Redis at {host}:{port}; "
+                     "serving local traffic only until it is back",
+                     host=self.config.host, port=self.config.port)
+
+    def _sync(self) -> None:
+        """After (re)connecting: subscribe, re-assert this node's interest and reload
+        the other nodes' patterns and the retained events."""
+        assert self.cmd is not None and self.sub is not None
+        realms = self._realms()
+        channels = [self.ch_ctl, self.ch_inbox]
+        channels += [self._retained_channel(r) for r in realms]
+        channels += [self._topic_channel(r, t) for r, t in sorted(self.exact)]
+        for i in range(0, len(channels), 500):
+            self.sub.send("SUBSCRIBE", *channels[i:i + 500])
+        cmd = self.cmd
+        cmd.command("EVAL", _BEAT, 1, self.k_nodes, self.node_id,
+                    int(self.config.node_ttl * 1000)).addErrback(self._failed, "heartbeat")
+        self._assert_patterns()
+        d = cmd.command("ZRANGE", self.k_nodes, 0, -1)
+        d.addCallback(self._load_patterns)
+        for realm in realms:
+            cmd.command("HGETALL", self._retained_key(realm)).addCallbacks(
+                self._load_retained, self._failed, callbackArgs=(realm,),
+                errbackArgs=("retained",))
+        d.addCallback(lambda _: self._now_up())
+        d.addErrback(self._failed, "sync")
+
+    def _now_up(self) -> None:
+        self._synced = True
+        log.info("cluster backplane: connected to Redis at {host}:{port} node={node}",
+                 host=self.config.host, port=self.config.port, node=self.node_id)
+
+    def _assert_patterns(self) -> None:
+        assert self.cmd is not None
+        self.cmd.command("DEL", self.k_patterns)
+        if self.patterns:
+            self.cmd.command("SADD", self.k_patterns, *[_pack(list(k)) for k in self.patterns])
+        self.cmd.command("PUBLISH", self.ch_ctl, _pack(["reload", self.node_id]))
+
+    def _load_patterns(self, nodes: list[bytes]) -> Any:
+        from twisted.internet.defer import gatherResults
+
+        self.remote.clear()
+        self.remote_keys.clear()
+        self.nodes = len(nodes) or 1
+        ds = []
+        for raw in nodes:
+            node = raw.decode()
+            if node != self.node_id:
+                ds.append(self._load_node(node))
+        return gatherResults(ds) if ds else None
+
+    def _load_node(self, node: str) -> Any:
+        assert self.cmd is not None
+
+        def got(members: list[bytes]) -> None:
+            self._forget(node)
+            for m in members:
+                realm, match, topic = _unpack(m)
+                self._remember(node, (realm, match, topic))
+
+        return self.cmd.command("SMEMBERS", f"{self.config.prefix}pat:{node}").addCallback(got)
+
+    def _load_retained(self, flat: list[bytes], realm: str) -> None:
+        for i in range(1, len(flat), 2):
+            try:
+                _, _, env, _ = _unpack(flat[i])
+            except Exception:  # a damaged entry: skip it
+                continue
+            self.deliver(realm, env, "retained")
+
+    def _remember(self, node: str, key: tuple[str, str, str]) -> None:
+        realm, match, topic = key
+        self.remote_keys.setdefault(node, set()).add(key)
+        umap = self.remote.setdefault(realm, UriMap())
+        nodes = umap.get(topic, match)
+        if nodes is None:
+            umap.set(topic, match, {node})
+        else:
+            nodes.add(node)
+
+    def _forget(self, node: str, key: tuple[str, str, str] | None = None) -> None:
+        keys = self.remote_keys.get(node, set())
+        for k in [key] if key is not None else list(keys):
+            keys.discard(k)
+            realm, match, topic = k
+            umap = self.remote.get(realm)
+            nodes = umap.get(topic, match) if umap is not None else None
+            if nodes is not None:
+                nodes.discard(node)
+                if not nodes and umap is not None:
+                    umap.remove(topic, match)
+        if not keys:
+            self.remote_keys.pop(node, None)
+
+    def _heartbeat(self) -> None:
+        cmd = self.cmd
+        if cmd is None or not self._synced:
+            return
+
+        def beat(new: int) -> None:
+            if new:  # we were declared dead (a pause longer than node_ttl): re-assert
+                log.warn("cluster backplane: this node had been declared dead; re-joining")
+                self._assert_patterns()
+
+        cmd.command("EVAL", _BEAT, 1, self.k_nodes, self.node_id,
+                    int(self.config.node_ttl * 1000)).addCallbacks(
+            beat, self._failed, errbackArgs=("heartbeat",))
+        cmd.command("EVAL", _REAP, 1, self.k_nodes, self.config.prefix, self.ch_ctl).addCallbacks(
+            self._reaped, self._failed, errbackArgs=("reaper",))
+        cmd.command("ZCARD", self.k_nodes).addCallbacks(self._count, self._failed,
+                                                       errbackArgs=("ZCARD",))
+
+    def _count(self, n: int) -> None:
+        self.nodes = n
+
+    def _reaped(self, dead: list[bytes]) -> None:
+        for raw in dead:
+            node = raw.decode()
+            self.counters["nodes_reaped"] += 1
+            log.warn("cluster backplane: node {node} stopped renewing its liveness; removed "
+                     "its subscriptions from the cluster", node=node)
+
+    def _failed(self, failure: Any, what: str) -> None:
+        if failure.check(RedisError) and not self.up:
+            return  # the connection is gone; _lost said so
+        log.warn("cluster backplane: {what} failed: {why}", what=what,
+                 why=failure.getErrorMessage())
+
+    # -- effects from the core --------------------------------------------------
+    def forward(self, effect: Forward) -> None:
+        cmd = self.cmd
+        if cmd is None:
+            self.counters["dropped"] += 1
+            return
+        env = effect.envelope
+        realm = effect.realm
+        topic = env["t"]
+        try:
+            exact = _pack(["exact", realm, env, self.node_id])
+        except (TypeError, ValueError) as exc:
+            log.warn("cluster backplane: cannot forward a publication to {topic}: {exc}",
+                     topic=topic, exc=exc)
+            self.counters["dropped"] += 1
+            return
+        sent = 1
+        cmd.command("PUBLISH", self._topic_channel(realm, topic), exact).addErrback(
+            self._failed, "PUBLISH")
+        umap = self.remote.get(realm)
+        if umap is not None and umap.has_patterns():
+            targets: set[str] = set()
+            for nodes in umap.all_matches(topic):
+                targets |= nodes
+            targets.discard(self.node_id)
+            if targets:
+                pattern = _pack(["pattern", realm, env, self.node_id])
+                for node in sorted(targets):
+                    cmd.command("PUBLISH", f"{self.config.prefix}n:{node}", pattern).addErrback(
+                        self._failed, "PUBLISH")
+                    sent += 1
+        if env.get("r"):
+            retained = _pack(["retained", realm, env, self.node_id])
+            cmd.command("HSET", self._retained_key(realm), topic, retained).addErrback(
+                self._failed, "HSET")
+            cmd.command("PUBLISH", self._retained_channel(realm), retained).addErrback(
+                self._failed, "PUBLISH")
+            sent += 1
+        self.counters["sent"] += sent
+
+    def interest(self, effect: Interest) -> None:
+        realm, topic, match = effect.realm, effect.topic, effect.match
+        if match == "exact":
+            key2 = (realm, topic)
+            if effect.added:
+                self.exact.add(key2)
+            else:
+                self.exact.discard(key2)
+            if self.sub is not None:
+                self.sub.send("SUBSCRIBE" if effect.added else "UNSUBSCRIBE",
+                              self._topic_channel(realm, topic))
+            return
+        key = (realm, match, topic)
+        if effect.added:
+            self.patterns.add(key)
+        else:
+            self.patterns.discard(key)
+        if self.cmd is not None:
+            packed = _pack(list(key))
+            self.cmd.command("SADD" if effect.added else "SREM", self.k_patterns, packed)
+            self.cmd.command("PUBLISH", self.ch_ctl, _pack(
+                ["pat+" if effect.added else "pat-", self.node_id, realm, match, topic]))
+
+    # -- pushes from Redis ------------------------------------------------------
+    def _push(self, channel: bytes, data: bytes) -> None:
+        try:
+            msg = _unpack(data)
+        except Exception:
+            log.warn("cluster backplane: undecodable message on {channel}", channel=channel)
+            return
+        if channel == self.ch_ctl.encode():
+            self._control(msg)
+            return
+        kind, realm, env, sender = msg
+        if sender == self.node_id:
+            return  # our own publication: delivered locally already
+        self.counters["received"] += 1
+        self.deliver(realm, env, kind)
+
+    def _control(self, msg: list[Any]) -> None:
+        op, node = msg[0], msg[1]
+        if node == self.node_id:
+            return
+        if op == "pat+":
+            self._remember(node, (msg[2], msg[3], msg[4]))
+        elif op == "pat-":
+            self._forget(node, (msg[2], msg[3], msg[4]))
+        elif op == "down":
+            self._forget(node)
+        elif op == "reload" and self.cmd is not None:
+            self._load_node(node).addErrback(self._failed, "reload")
