@@ -391,3 +391,152 @@ def test_a_redis_outage_keeps_local_traffic_and_recovers() -> None:
             await close(local_sub, local_pub, remote_sub)
 
         run(main())
+
+
+async def call_until_routed(caller: Client, procedure: str, *args: Any) -> Any:
+    """Call until the registration made on another node has reached this one."""
+    from autobahn.wamp.exception import ApplicationError
+
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            return await caller.call(procedure, *args)
+        except ApplicationError as exc:
+            if exc.error != "wamp.error.no_such_procedure" or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)
+
+
+def test_calls_across_nodes(cluster: Any) -> None:
+    from autobahn.wamp.exception import ApplicationError
+
+    _, (a, b, c) = cluster
+
+    async def main() -> None:
+        callee = await join(a.ws_url)
+        caller = await join(b.raw_url, serializer="cbor")
+        bob = await join(c.ws_url, authmethods=["ticket"], authid="bob", secret="bob-secret")
+        try:
+            def add(x: int, y: int) -> int:
+                return x + y
+
+            def fail() -> None:
+                raise ApplicationError("com.r1.oops", 1, "two", k=[3])
+
+            async def count(n: int, details: Any = None) -> str:
+                for i in range(n):
+                    details.progress(i)
+                    await asyncio.sleep(0.01)
+                return "done"
+
+            def whoami(details: Any = None) -> list[Any]:
+                return [details.caller, details.caller_authid, details.procedure]
+
+            await callee.register(add, "com.r1.add")
+            await callee.register(fail, "com.r1.fail")
+            await callee.register(count, "com.r1.count",
+                                  options=types.RegisterOptions(details_arg="details"))
+            await callee.register(whoami, "com.r1.who", options=types.RegisterOptions(
+                details_arg="details", match="prefix"))
+            assert await call_until_routed(caller, "com.r1.add", 2, 3) == 5
+            with pytest.raises(ApplicationError) as exc:
+                await caller.call("com.r1.fail")
+            assert exc.value.error == "com.r1.oops"
+            assert exc.value.args == (1, "two") and exc.value.kwargs == {"k": [3]}
+            progress: list[int] = []
+            result = await caller.call("com.r1.count", 4, options=types.CallOptions(
+                on_progress=progress.append))
+            assert result == "done" and progress == [0, 1, 2, 3]
+            # caller disclosure (forced for bob's role? no: publisher only) and pattern
+            # registrations: the procedure detail travels too
+            await call_until_routed(bob, "com.r1.who.x")
+            who = await bob.call("com.r1.who.x")
+            assert who[2] == "com.r1.who.x"
+            # many calls in flight at once, answered in any order, none lost
+            results = await asyncio.gather(*(caller.call("com.r1.add", i, i) for i in range(200)))
+            assert results == [2 * i for i in range(200)]
+        finally:
+            await close(callee, caller, bob)
+
+    run(main())
+
+
+def test_registrations_are_cluster_wide(cluster: Any) -> None:
+    from autobahn.wamp.exception import ApplicationError
+
+    _, (a, b, c) = cluster
+
+    async def main() -> None:
+        one = await join(a.ws_url)
+        two = await join(b.ws_url)
+        caller = await join(c.ws_url)
+        try:
+            await one.register(lambda: "one", "com.r2.single")
+            await call_until_routed(caller, "com.r2.single")
+            with pytest.raises(ApplicationError) as exc:  # single: taken on another node
+                await two.register(lambda: "two", "com.r2.single")
+            assert exc.value.error == "wamp.error.procedure_already_exists"
+            rr = types.RegisterOptions(invoke="roundrobin")
+            await one.register(lambda: "one", "com.r2.shared", options=rr)
+            await two.register(lambda: "two", "com.r2.shared", options=rr)
+            await call_until_routed(caller, "com.r2.shared")
+            deadline = time.monotonic() + 10
+            seen: set[str] = set()
+            while seen != {"one", "two"}:  # both callees take calls from node C
+                assert time.monotonic() < deadline, seen
+                seen.add(await caller.call("com.r2.shared"))
+            got = [await caller.call("com.r2.shared") for _ in range(6)]
+            assert sorted(got) == ["one"] * 3 + ["two"] * 3  # round robin over both nodes
+            # a callee leaving: the others stop routing to it
+            await close(two)
+            deadline = time.monotonic() + 5
+            while True:
+                got = [await caller.call("com.r2.shared") for _ in range(4)]
+                if got == ["one"] * 4:
+                    break
+                assert time.monotonic() < deadline, got
+        finally:
+            await close(one, caller)
+
+    run(main())
+
+
+def test_timeouts_and_a_dead_callee_node_fail_calls_promptly() -> None:
+    from autobahn.wamp.exception import ApplicationError
+
+    with redis_server() as redis, ExitStack() as stack:
+        a, b = start_node(stack, redis), start_node(stack, redis)
+
+        async def main() -> None:
+            callee = await join(b.ws_url)
+            caller = await join(a.ws_url)
+
+            async def slow() -> str:
+                await asyncio.sleep(30)
+                return "late"
+
+            await callee.register(slow, "com.r3.slow")
+            await callee.register(lambda: "ok", "com.r3.ok")
+            await call_until_routed(caller, "com.r3.ok")
+            started = time.monotonic()
+            with pytest.raises(ApplicationError) as exc:
+                await caller.call("com.r3.slow", options=types.CallOptions(timeout=300))
+            assert exc.value.error in ("wamp.error.timeout", "wamp.error.canceled")
+            assert time.monotonic() - started < 5
+            # the callee's node dies with a call in flight: the caller hears at once
+            pending = asyncio.ensure_future(caller.call("com.r3.slow"))
+            await asyncio.sleep(0.3)
+            started = time.monotonic()
+            os.kill(b.proc.pid, signal.SIGKILL)
+            b.proc.wait(10)
+            with pytest.raises(ApplicationError) as exc:
+                await asyncio.wait_for(pending, 10)
+            assert exc.value.error == "wamp.error.canceled"
+            assert "node" in str(exc.value.args[0])
+            assert time.monotonic() - started < 5  # node_ttl 1.5 s + the reaper, not 30 s
+            with pytest.raises(ApplicationError) as exc:
+                await caller.call("com.r3.ok")
+            assert exc.value.error == "wamp.error.no_such_procedure"
+            await close(caller)
+
+        run(main())

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import msgpack
 from twisted.application.internet import ClientService, backoffPolicy
@@ -43,13 +43,28 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint
 from twisted.logger import Logger
 
 from ..config.model import Cluster
-from ..core.effects import Forward, Interest
+from ..core.effects import Advertise, Forward, Interest, Relay
 from ..core.urimap import UriMap
 from .resp import RedisError, RespFactory, RespProtocol
 
 log = Logger(namespace="wamp_router")
 
 Deliver = Callable[[str, dict[str, Any], str], None]  # (realm, envelope, kind)
+
+
+class ClusterDriver(Protocol):
+    """What the backplane needs of the driver."""
+
+    def remote(self, realm: str, envelope: dict[str, Any], kind: str) -> None: ...
+
+    def remote_rpc(self, realm: str, node: str, payload: dict[str, Any]) -> None: ...
+
+    def remote_directory(self, realm: str, node: str, op: str,
+                         entry: dict[str, Any]) -> None: ...
+
+    def node_gone(self, node: str) -> None: ...
+
+    def advertisements(self) -> list[Advertise]: ...
 
 # KEYS[1] nodes zset; ARGV: node id, ttl ms. Returns 1 when the node was not
 # registered (new, or reaped while it was away).
@@ -67,6 +82,7 @@ local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 100)
 for _, node in ipairs(dead) do
   redis.call('ZREM', KEYS[1], node)
   redis.call('DEL', ARGV[1] .. 'pat:' .. node)
+  redis.call('DEL', ARGV[1] .. 'reg:' .. node)
   redis.call('PUBLISH', ARGV[2], cmsgpack.pack({'down', node}))
 end
 return dead
@@ -84,18 +100,23 @@ def _unpack(data: bytes) -> Any:
 class RedisBackplane:
     kind = "redis"
 
-    def __init__(self, config: Cluster, reactor: Any, deliver: Deliver,
+    def __init__(self, config: Cluster, reactor: Any, driver: ClusterDriver,
                  realms: Callable[[], list[str]],
                  interests: Callable[[str], list[tuple[str, str]]]) -> None:
         self.config = config
         self.reactor = reactor
-        self.deliver = deliver
+        self.driver = driver
+        self.deliver = driver.remote
         self._realms = realms  # the realms this node serves
         self._interests = interests  # realm -> [(topic, match)] of its subscriptions now
         self.node_id = secrets.token_hex(8)
         p = config.prefix
         self.k_nodes = f"{p}nodes"
         self.k_patterns = f"{p}pat:{self.node_id}"
+        self.k_registrations = f"{p}reg:{self.node_id}"
+        # this node's callees, as advertised: packed (realm, session, procedure, match) -> entry
+        self.registrations: dict[bytes, bytes] = {}
+        self.known: set[str] = set()  # other nodes whose callees this node routes to
         self.ch_ctl = f"{p}ctl"
         self.ch_inbox = f"{p}n:{self.node_id}"
         self.cmd: RespProtocol | None = None
@@ -154,6 +175,7 @@ class RedisBackplane:
         if self.cmd is not None:
             self.cmd.command("ZREM", self.k_nodes, self.node_id)
             self.cmd.command("DEL", self.k_patterns)
+            self.cmd.command("DEL", self.k_registrations)
             d = self.cmd.command("PUBLISH", self.ch_ctl, _pack(["down", self.node_id]))
             d.addErrback(lambda _: None)
         from twisted.internet.defer import gatherResults, maybeDeferred
@@ -182,6 +204,9 @@ class RedisBackplane:
         if proto is self.cmd:
             self.cmd = None
         self._synced = False
+        for node in sorted(self.known):  # isolated: calls to other nodes fail now
+            self.driver.node_gone(node)
+        self.known.clear()
         if was_up:
             self.counters["reconnects"] += 1
             log.warn("cluster backplane: lost the connection to Redis at {host}:{port}; "
@@ -217,11 +242,26 @@ class RedisBackplane:
                  host=self.config.host, port=self.config.port, node=self.node_id)
 
     def _assert_patterns(self) -> None:
+        """Write this node's pattern interest and callees again, and tell the others
+        to reload them."""
         assert self.cmd is not None
         self.cmd.command("DEL", self.k_patterns)
         if self.patterns:
             self.cmd.command("SADD", self.k_patterns, *[_pack(list(k)) for k in self.patterns])
+        self.registrations = {self._reg_key(a): _pack([a.realm, a.entry])
+                              for a in self.driver.advertisements()}
+        self.cmd.command("DEL", self.k_registrations)
+        flat: list[bytes] = []
+        for key, value in self.registrations.items():
+            flat += [key, value]
+        for i in range(0, len(flat), 1000):
+            self.cmd.command("HSET", self.k_registrations, *flat[i:i + 1000])
         self.cmd.command("PUBLISH", self.ch_ctl, _pack(["reload", self.node_id]))
+
+    @staticmethod
+    def _reg_key(a: Advertise) -> bytes:
+        e = a.entry
+        return _pack([a.realm, e["sid"], e["proc"], e["match"]])
 
     def _load_patterns(self, nodes: list[bytes]) -> Any:
         from twisted.internet.defer import gatherResults
@@ -245,7 +285,18 @@ class RedisBackplane:
                 realm, match, topic = _unpack(m)
                 self._remember(node, (realm, match, topic))
 
-        return self.cmd.command("SMEMBERS", f"{self.config.prefix}pat:{node}").addCallback(got)
+        def got_callees(flat: list[bytes]) -> None:
+            if node in self.known:  # a reload: forget what it had
+                self.driver.node_gone(node)
+            self.known.add(node)
+            for i in range(1, len(flat), 2):
+                realm, entry = _unpack(flat[i])
+                self.driver.remote_directory(realm, node, "reg+", entry)
+
+        d1 = self.cmd.command("SMEMBERS", f"{self.config.prefix}pat:{node}").addCallback(got)
+        self.cmd.command("HGETALL", f"{self.config.prefix}reg:{node}").addCallbacks(
+            got_callees, self._failed, errbackArgs=("registrations",))
+        return d1
 
     def _load_retained(self, flat: list[bytes], realm: str) -> None:
         for i in range(1, len(flat), 2):
@@ -304,8 +355,15 @@ class RedisBackplane:
         for raw in dead:
             node = raw.decode()
             self.counters["nodes_reaped"] += 1
+            self._node_down(node)
             log.warn("cluster backplane: node {node} stopped renewing its liveness; removed "
                      "its subscriptions from the cluster", node=node)
+
+    def _node_down(self, node: str) -> None:
+        self._forget(node)
+        if node in self.known:
+            self.known.discard(node)
+            self.driver.node_gone(node)
 
     def _failed(self, failure: Any, what: str) -> None:
         if failure.check(RedisError) and not self.up:
@@ -353,6 +411,41 @@ class RedisBackplane:
             sent += 1
         self.counters["sent"] += sent
 
+    def relay(self, effect: Relay) -> None:
+        """A piece of a call for another node's inbox."""
+        cmd = self.cmd
+        if cmd is None:  # isolated: the calls to other nodes were failed already
+            self.counters["dropped"] += 1
+            return
+        try:
+            data = _pack(["rpc", effect.realm, effect.payload, self.node_id])
+        except (TypeError, ValueError) as exc:
+            log.warn("cluster backplane: cannot relay a call: {exc}", exc=exc)
+            self.counters["dropped"] += 1
+            return
+        cmd.command("PUBLISH", f"{self.config.prefix}n:{effect.node}", data).addErrback(
+            self._failed, "PUBLISH")
+        self.counters["sent"] += 1
+
+    def advertise(self, effect: Advertise) -> None:
+        """A local callee registered or went away: the other nodes route to it, or stop."""
+        key = self._reg_key(effect)
+        if effect.op == "reg+":
+            value = _pack([effect.realm, effect.entry])
+            self.registrations[key] = value
+        else:
+            self.registrations.pop(key, None)
+        cmd = self.cmd
+        if cmd is None:
+            return  # re-asserted when Redis is back
+        if effect.op == "reg+":
+            cmd.command("HSET", self.k_registrations, key, value)
+        else:
+            cmd.command("HDEL", self.k_registrations, key)
+        cmd.command("PUBLISH", self.ch_ctl, _pack(
+            [effect.op, self.node_id, effect.realm, effect.entry])).addErrback(
+            self._failed, "PUBLISH")
+
     def interest(self, effect: Interest) -> None:
         realm, topic, match = effect.realm, effect.topic, effect.match
         if match == "exact":
@@ -390,7 +483,10 @@ class RedisBackplane:
         if sender == self.node_id:
             return  # our own publication: delivered locally already
         self.counters["received"] += 1
-        self.deliver(realm, env, kind)
+        if kind == "rpc":
+            self.driver.remote_rpc(realm, sender, env)
+        else:
+            self.deliver(realm, env, kind)
 
     def _control(self, msg: list[Any]) -> None:
         op, node = msg[0], msg[1]
@@ -401,6 +497,9 @@ class RedisBackplane:
         elif op == "pat-":
             self._forget(node, (msg[2], msg[3], msg[4]))
         elif op == "down":
-            self._forget(node)
+            self._node_down(node)
+        elif op in ("reg+", "reg-"):
+            self.known.add(node)
+            self.driver.remote_directory(msg[2], node, op, msg[3])
         elif op == "reload" and self.cmd is not None:
             self._load_node(node).addErrback(self._failed, "reload")

@@ -146,17 +146,76 @@ class Dealer:
         effects.extend(self._detach(session, reg))
         return effects
 
-    def _detach(self, session: Session, reg: Registration) -> list[Effect]:
+    def _detach(self, session: Session, reg: Registration, quiet: bool = False) -> list[Effect]:
         reg.callees = [c for c in reg.callees if c.session is not session]
         if session.registrations:
             session.registrations.discard(reg.id)  # type: ignore[union-attr]
-        effects = self._emit("wamp.registration.on_unregister", [session.session_id, reg.id])
+        effects = [] if quiet else self._emit("wamp.registration.on_unregister",
+                                              [session.session_id, reg.id])
         if not reg.callees:
             self._map.remove(reg.procedure, reg.match)
             del self._by_id[reg.id]
-            effects.extend(self._emit("wamp.registration.on_delete",
-                                      [session.session_id, reg.id]))
+            if not quiet:
+                effects.extend(self._emit("wamp.registration.on_delete",
+                                          [session.session_id, reg.id]))
         return effects
+
+    # -- callees on other nodes of a cluster ---------------------------------
+    def register_proxy(self, proxy: Session, procedure: str, match: str, invoke: str,
+                       concurrency: int, now: float) -> bool:
+        """A callee on another node (``proxy`` stands for it): it takes part in
+        this node's callee choice. No REGISTERED and no meta events (its own node
+        sends those). False when it conflicts with what is registered here."""
+        reg = self._map.get(procedure, match)
+        if reg is None:
+            reg = Registration(self._ids.next(), procedure, match, invoke, now)
+            self._map.set(procedure, match, reg)
+            self._by_id[reg.id] = reg
+        elif reg.invoke == "single" or invoke != reg.invoke:
+            return False
+        if any(c.session is proxy for c in reg.callees):
+            return True
+        reg.callees.append(Callee(proxy, concurrency))
+        proxy.add_registration(reg.id)
+        return True
+
+    def unregister_proxy(self, proxy: Session, procedure: str, match: str) -> None:
+        reg = self._map.get(procedure, match)
+        if reg is not None and any(c.session is proxy for c in reg.callees):
+            self._detach(proxy, reg, quiet=True)
+
+    def call_remote(self, link: Session, request: int, callee: Session, procedure: str,
+                    details: dict[str, Any], args: list[Any] | None,
+                    kwargs: dict[str, Any] | None, now: float) -> list[Effect]:
+        """A call routed here by another node to the local ``callee`` (its caller is
+        ``link``, this node's stand-in for the calling node). Raises WampError
+        ``wamp.error.unavailable`` when the callee cannot take it (the calling node
+        then tries another callee)."""
+        regs = [r for r in self._map.all_matches(procedure)
+                if any(c.session is callee for c in r.callees)]
+        best = self.lookup(procedure)
+        reg = best if best in regs else (regs[0] if regs else None)
+        entry = None if reg is None else next(c for c in reg.callees if c.session is callee)
+        if reg is None or entry is None or (entry.concurrency
+                                            and entry.inflight >= entry.concurrency):
+            raise WampError(UNAVAILABLE, f"the callee of {procedure!r} on this node cannot "
+                            "take the call")
+        options: dict[str, Any] = {}  # what _invoke reads back (as for a local CALL)
+        if details.get("timeout") and entry.forward_timeout:
+            options["timeout"] = details["timeout"]
+        for key in ("receive_progress", "progress"):
+            if details.get(key) is True:
+                options[key] = True
+        p = Pending(link.conn, request, callee.conn, 0, reg, entry,
+                    call=Call(request, options, procedure, args, kwargs), started=now)
+        p.receive_progress = details.get("receive_progress") is True
+        if details.get("progress") is True:
+            p.streaming = True
+            p.caller_finished = link.progressive_done()
+        if "caller" in details:
+            p.caller_identity = (details["caller"], details.get("caller_authid", ""),
+                                 details.get("caller_authrole", ""))
+        return [self._invoke(p, entry)]
 
     # -- calls --------------------------------------------------------------
     def lookup(self, procedure: str) -> Registration | None:
@@ -424,16 +483,16 @@ class Dealer:
         return []
 
     # -- sessions leaving ----------------------------------------------------
-    def session_left(self, session: Session) -> list[Effect]:
+    def session_left(self, session: Session, quiet: bool = False,
+                     why: str = "the callee left before answering the call") -> list[Effect]:
         effects: list[Effect] = []
         for reg_id in sorted(session.registrations):
             reg = self._by_id.get(reg_id)
             if reg is not None:
-                effects.extend(self._detach(session, reg))
+                effects.extend(self._detach(session, reg, quiet))
         for p in self.calls.of_callee(session.conn):
             self._finish(p)
-            effects.extend(self._reply(p, _caller_error(
-                p, CANCELED, "the callee left before answering the call")))
+            effects.extend(self._reply(p, _caller_error(p, CANCELED, why)))
         for p in self.calls.of_caller(session.conn):
             self._finish(p)
             if p.callee_entry.session.callee_features & {"call_canceling", "call_cancelling"}:

@@ -12,6 +12,10 @@
 - ``Interest(realm, topic, match, added)``: this node's first subscription to
   ``(topic, match)`` was created (or its last one removed): the backplane
   subscribes to the publications other nodes make there (or stops).
+- ``Advertise(realm, op, entry)``: a local callee registered ("reg+") or went
+  away ("reg-"): other nodes of the cluster route calls to it (or stop).
+- ``Relay(node, realm, payload)``: a piece of a call between this node and
+  another (an invocation, interrupt, result or error), for that node's inbox.
 - ``Timer(at)``: call ``router.on_timer(now)`` no later than ``at`` (then ask
   ``router.next_deadline()`` for the next one).
 """
@@ -68,4 +72,18 @@ class Interest:
     match: str
     added: bool
 
-Effect = Send | Broadcast | Close | Timer | Commit | Forward | Interest
+@dataclass(slots=True)
+class Advertise:
+    realm: str
+    op: str  # "reg+" | "reg-"
+    entry: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Relay:
+    node: str
+    realm: str
+    payload: dict[str, Any]
+
+
+Effect = Send | Broadcast | Close | Timer | Commit | Forward | Interest | Advertise | Relay

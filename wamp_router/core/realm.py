@@ -50,6 +50,7 @@ from .stats import Stats
 from .uri import is_valid_pattern, is_valid_uri
 
 if TYPE_CHECKING:
+    from .remote import RemoteRpc
     from .sync.engine import OpenStore, SyncEngine
 
 KillSession = Callable[[Session, str, "str | None"], list[Effect]]
@@ -71,6 +72,7 @@ class Realm:
         self.dealer = Dealer(rng, self.emit, stats)
         self.meta = Meta(self)
         self.sync: SyncEngine | None = None
+        self.remote: RemoteRpc | None = None  # calls across cluster nodes (set by the router)
         self._now = 0.0  # time of the last message handled (testaments run at leave)
         if config.sync is not None and config.sync.domains:
             from .sync.engine import SyncEngine, memory_store
@@ -122,6 +124,8 @@ class Realm:
     def leave(self, session: Session) -> list[Effect]:
         self.sessions.pop(session.session_id, None)
         effects = release(session) if session.authz is not None else []
+        if self.remote is not None and session.registrations:
+            effects.extend(self._advertise_leave(session))
         effects.extend(self.broker.session_left(session))
         effects.extend(self.dealer.session_left(session))
         effects.extend(self._testaments(session))
@@ -317,10 +321,33 @@ class Realm:
 
     def _register_ok(self, session: Session, msg: Register, now: float,
                      forced: bool | None) -> list[Effect]:
-        return self.dealer.register(session, msg, msg.options.get("match", "exact"), now)
+        match = msg.options.get("match", "exact")
+        effects = self.dealer.register(session, msg, match, now)
+        if self.remote is not None:  # other nodes of the cluster route calls here too
+            reg = self.dealer.get_exact(msg.procedure, match)
+            assert reg is not None
+            callee = next(c for c in reg.callees if c.session is session)
+            effects.append(self.remote.advertise("reg+", self.remote.entry(
+                session, reg.procedure, reg.match, reg.invoke, callee.concurrency)))
+        return effects
 
     def _unregister(self, session: Session, msg: Unregister, now: float) -> list[Effect]:
-        return self.dealer.unregister(session, msg)
+        reg = self.dealer.registration(msg.registration)
+        effects = self.dealer.unregister(session, msg)
+        if self.remote is not None and reg is not None:
+            effects.append(self.remote.advertise("reg-", self.remote.entry(
+                session, reg.procedure, reg.match, reg.invoke, 0)))
+        return effects
+
+    def _advertise_leave(self, session: Session) -> list[Effect]:
+        assert self.remote is not None
+        out: list[Effect] = []
+        for reg_id in sorted(session.registrations):
+            reg = self.dealer.registration(reg_id)
+            if reg is not None:
+                out.append(self.remote.advertise("reg-", self.remote.entry(
+                    session, reg.procedure, reg.match, reg.invoke, 0)))
+        return out
 
     def _yield(self, session: Session, msg: Yield, now: float) -> list[Effect]:
         return self.dealer.yield_(session, msg, now)

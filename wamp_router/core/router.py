@@ -50,6 +50,7 @@ from .messages import (
     Welcome,
 )
 from .realm import Realm, error_reply
+from .remote import RemoteRpc
 from .session import Session, State, TransportInfo
 from .stats import Stats
 from .uri import is_valid_uri
@@ -114,10 +115,12 @@ class Router:
         self.realms: dict[str, Realm] = {r.name: Realm(r, rng, self.stats, open_store)
                                          for r in config.realms}
         self._clustered = config.cluster is not None
+        self._virtual: dict[int, RemoteRpc] = {}  # proxy/link conn -> its realm's RemoteRpc
+        self._last_virtual = 0
         for realm in self.realms.values():
             realm.kill_session = self._kill
             if self._clustered:
-                realm.broker.cluster = realm.name
+                self._cluster_realm(realm)
         self.conns: dict[int, Session] = {}
         self._auth_by_listener: dict[int, list[Authenticator]] = {}
         self._failures = FailureLog()  # failed authentications (listener auth limits)
@@ -246,7 +249,7 @@ class Router:
                 realm = Realm(realm_config, self._rng, self.stats, self._open_store)
                 realm.kill_session = self._kill
                 if self._clustered:
-                    realm.broker.cluster = realm.name
+                    self._cluster_realm(realm)
                 self.realms[name] = realm
         self._auth_by_listener.clear()
         return effects
@@ -259,6 +262,63 @@ class Router:
         effects = self._leave(session)
         effects.extend(self._abort(session, reason, message))
         return effects
+
+    # -- cluster -------------------------------------------------------------
+    def _cluster_realm(self, realm: Realm) -> None:
+        realm.broker.cluster = realm.name
+        remote = RemoteRpc(realm, lambda: self._virtual_conn(remote))
+        realm.remote = remote
+
+    def _virtual_conn(self, remote: RemoteRpc) -> int:
+        """A connection number for a proxy or link session: negative, never reused."""
+        self._last_virtual -= 1
+        self._virtual[self._last_virtual] = remote
+        return self._last_virtual
+
+    def outbound_remote(self, conn: int, msg: Message) -> list[Effect]:
+        """A message the core addressed to a proxy or link session (conn < 0)."""
+        remote = self._virtual.get(conn)
+        return [] if remote is None else remote.outbound(conn, msg)
+
+    def remote_rpc(self, realm: str, node: str, payload: dict[str, Any],
+                   now: float) -> list[Effect]:
+        r = self.realms.get(realm)
+        if r is None or r.remote is None:
+            return []
+        return r.remote.inbound(node, payload, now)
+
+    def remote_directory(self, realm: str, node: str, op: str, entry: dict[str, Any],
+                         now: float) -> list[Effect]:
+        """Another node's callee registered ("reg+") or went away ("reg-")."""
+        r = self.realms.get(realm)
+        if r is None or r.remote is None:
+            return []
+        if op == "reg+":
+            r.remote.remote_registered(node, entry, now)
+            return []
+        return r.remote.remote_unregistered(node, entry)
+
+    def node_gone(self, node: str) -> list[Effect]:
+        """A node left the cluster (or was declared dead)."""
+        effects: list[Effect] = []
+        for realm in self.realms.values():
+            if realm.remote is not None:
+                effects.extend(realm.remote.node_gone(node))
+        return effects
+
+    def advertisements(self) -> list[Effect]:
+        """Every local callee, for a backplane that (re)connects."""
+        out: list[Effect] = []
+        for realm in self.realms.values():
+            remote = realm.remote
+            if remote is None:
+                continue
+            for reg in realm.dealer.registrations():
+                for c in reg.callees:
+                    if c.session.conn > 0:
+                        out.append(remote.advertise("reg+", remote.entry(
+                            c.session, reg.procedure, reg.match, reg.invoke, c.concurrency)))
+        return out
 
     def remote_publication(self, realm: str, envelope: dict[str, Any],
                            kind: str) -> list[Effect]:

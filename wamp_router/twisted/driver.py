@@ -17,7 +17,18 @@ from twisted.logger import Logger
 
 from ..config.model import NodeConfig
 from ..core import codec
-from ..core.effects import Broadcast, Close, Commit, Effect, Forward, Interest, Send, Timer
+from ..core.effects import (
+    Advertise,
+    Broadcast,
+    Close,
+    Commit,
+    Effect,
+    Forward,
+    Interest,
+    Relay,
+    Send,
+    Timer,
+)
 from ..core.errors import INVALID_ARGUMENT, PAYLOAD_SIZE_EXCEEDED, ProtocolViolation
 from ..core.messages import (
     Call,
@@ -219,6 +230,12 @@ class Driver:
         elif type(effect) is Interest:
             if self.cluster is not None:
                 self.cluster.interest(effect)
+        elif type(effect) is Relay:
+            if self.cluster is not None:
+                self.cluster.relay(effect)
+        elif type(effect) is Advertise:
+            if self.cluster is not None:
+                self.cluster.advertise(effect)
         elif type(effect) is Commit and self._commit_call is None:
             self._commit_call = self._reactor.callLater(0, self._commit)
 
@@ -231,6 +248,30 @@ class Driver:
             return
         self.apply(effects)
         self.flush()
+
+    def _cluster_input(self, effects: Callable[[], list[Effect]], what: str) -> None:
+        try:
+            out = effects()
+        except Exception:
+            log.failure("internal error handling {what} from another node", what=what)
+            return
+        self.apply(out)
+        self.flush()
+
+    def remote_rpc(self, realm: str, node: str, payload: dict[str, Any]) -> None:
+        """A piece of a call another node relayed here."""
+        self._cluster_input(lambda: self.router.remote_rpc(realm, node, payload,
+                                                           self._clock()), "a call")
+
+    def remote_directory(self, realm: str, node: str, op: str, entry: dict[str, Any]) -> None:
+        self._cluster_input(lambda: self.router.remote_directory(realm, node, op, entry,
+                                                                 self._clock()), "a registration")
+
+    def node_gone(self, node: str) -> None:
+        self._cluster_input(lambda: self.router.node_gone(node), "a node leaving")
+
+    def advertisements(self) -> list[Advertise]:
+        return [e for e in self.router.advertisements() if type(e) is Advertise]
 
     def interests(self, realm: str) -> list[tuple[str, str]]:
         r = self.router.realms.get(realm)
@@ -280,6 +321,8 @@ class Driver:
     def _send(self, cid: int, msg: Message) -> None:
         conn = self._conns.get(cid)
         if conn is None:
+            if cid < 0:  # a callee or caller on another node of the cluster
+                self.apply(self.router.outbound_remote(cid, msg))
             return
         payload = self._encode(conn, msg)
         if payload is None:

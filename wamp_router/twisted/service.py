@@ -61,7 +61,7 @@ class RouterNode:
             from ..cluster.redis import RedisBackplane
 
             self.backplane = RedisBackplane(
-                config.cluster, reactor, self.driver.remote,
+                config.cluster, reactor, self.driver,
                 lambda: list(self.driver.router.realms), self.driver.interests)
             self.driver.cluster = self.backplane
         # listener key -> (listener, factory, listening port)

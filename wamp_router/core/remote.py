@@ -1,0 +1,225 @@
+"""Calls between the nodes of a cluster, for one realm (pure).
+
+A callee on another node is represented here by a *proxy* session: the dealer
+registers it (``register_proxy``) next to the local callees, so the invocation
+policies, concurrency, progressive results and invocations, cancel modes,
+timeouts and rerouting all run in the caller's node's dealer exactly as for a
+local callee. What the dealer sends to a proxy (INVOCATION, INTERRUPT) becomes
+a ``Relay`` to the callee's node; there, a *link* session stands for the
+calling node and the call is made to the named local callee with
+``Dealer.call_remote``; what the dealer sends to the link (RESULT, ERROR)
+becomes a ``Relay`` back, and arrives here as the proxy's YIELD or ERROR.
+
+Proxies and links have negative connection numbers (the router hands them out)
+so the adapter can tell them from transports. A node that leaves the cluster
+takes its proxies (their calls in flight fail at once) and its link (the calls
+it made are interrupted) with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .dealer import UNAVAILABLE
+from .effects import Advertise, Effect, Relay
+from .errors import WampError
+from .ids import SequentialIds
+from .messages import Cancel, Error, Interrupt, Invocation, Message, Result, Yield
+from .session import Session, State, TransportInfo
+
+if TYPE_CHECKING:
+    from .realm import Realm
+
+NODE_LOST = "the callee's router node left the cluster before answering the call"
+
+
+@dataclass(slots=True)
+class Proxy:
+    node: str
+    session: Session  # session_id, authid, authrole, callee features of the remote callee
+
+
+class RemoteRpc:
+    def __init__(self, realm: Realm, next_conn: Callable[[], int]) -> None:
+        self.realm = realm
+        self.dealer = realm.dealer
+        self._next_conn = next_conn
+        self.proxies: dict[int, Proxy] = {}  # conn -> remote callee
+        self._proxy_of: dict[tuple[str, int], int] = {}  # (node, session id) -> conn
+        self.links: dict[str, Session] = {}  # node -> the stand-in for its callers
+        self._link_node: dict[int, str] = {}  # link conn -> node
+        self._fwd_ids = SequentialIds()
+        self._forwards: dict[tuple[str, int, int], int] = {}  # (node, proxy conn, inv) -> fwd
+        self._origin: dict[tuple[int, int], tuple[str, int, int]] = {}  # (link, fwd) -> key
+
+    def conns(self) -> list[int]:
+        return [*self.proxies, *self._link_node]
+
+    # -- the directory: callees on other nodes ----------------------------------
+    @staticmethod
+    def entry(session: Session, procedure: str, match: str, invoke: str,
+              concurrency: int) -> dict[str, Any]:
+        return {"proc": procedure, "match": match, "invoke": invoke, "conc": concurrency,
+                "sid": session.session_id, "authid": session.authid,
+                "authrole": session.authrole, "features": sorted(session.callee_features)}
+
+    def advertise(self, op: str, entry: dict[str, Any]) -> Advertise:
+        return Advertise(self.realm.name, op, entry)
+
+    def remote_registered(self, node: str, entry: dict[str, Any], now: float) -> bool:
+        key = (node, entry["sid"])
+        conn = self._proxy_of.get(key)
+        if conn is None:
+            conn = self._next_conn()
+            session = Session(conn, TransportInfo("cluster", f"node:{node}", None),
+                              State.ESTABLISHED, entry["sid"], None, self.realm.name,
+                              entry.get("authid", ""), entry.get("authrole", ""))
+            session.callee_features = frozenset(entry.get("features", ()))
+            self.proxies[conn] = Proxy(node, session)
+            self._proxy_of[key] = conn
+        proxy = self.proxies[conn].session
+        return self.dealer.register_proxy(proxy, entry["proc"], entry["match"],
+                                          entry["invoke"], int(entry.get("conc", 0)), now)
+
+    def remote_unregistered(self, node: str, entry: dict[str, Any]) -> list[Effect]:
+        conn = self._proxy_of.get((node, entry["sid"]))
+        if conn is None:
+            return []
+        proxy = self.proxies[conn].session
+        self.dealer.unregister_proxy(proxy, entry["proc"], entry["match"])
+        # calls already relayed to it get their answer from its node (an ERROR, or
+        # wamp.error.unavailable, which reroutes them); the proxy goes after them
+        self._maybe_drop(conn)
+        return []
+
+    def _maybe_drop(self, conn: int) -> None:
+        proxy = self.proxies.get(conn)
+        if (proxy is not None and not proxy.session.registrations
+                and not self.dealer.calls.of_callee(conn)):
+            del self.proxies[conn]
+            self._proxy_of.pop((proxy.node, proxy.session.session_id), None)
+
+    def _drop_proxy(self, conn: int, why: str) -> list[Effect]:
+        proxy = self.proxies.pop(conn)
+        self._proxy_of.pop((proxy.node, proxy.session.session_id), None)
+        return self.dealer.session_left(proxy.session, quiet=True, why=why)
+
+    def node_gone(self, node: str) -> list[Effect]:
+        """``node`` left the cluster: its callees and the calls it made here go."""
+        effects: list[Effect] = []
+        for conn in [c for c, p in self.proxies.items() if p.node == node]:
+            effects.extend(self._drop_proxy(conn, NODE_LOST))
+        link = self.links.pop(node, None)
+        if link is not None:
+            del self._link_node[link.conn]
+            effects.extend(self.dealer.session_left(link, quiet=True))
+            for key in [k for k in self._forwards if k[0] == node]:
+                fwd = self._forwards.pop(key)
+                self._origin.pop((link.conn, fwd), None)
+        return [e for e in effects if not isinstance(e, Relay) or e.node != node]
+
+    def _link(self, node: str) -> Session:
+        link = self.links.get(node)
+        if link is None:
+            conn = self._next_conn()
+            link = Session(conn, TransportInfo("cluster", f"node:{node}", None),
+                           State.ESTABLISHED, 0, None, self.realm.name)
+            self.links[node] = link
+            self._link_node[conn] = node
+        return link
+
+    # -- what the dealer sends to proxies and links ------------------------------
+    def outbound(self, conn: int, msg: Message) -> list[Effect]:
+        proxy = self.proxies.get(conn)
+        if proxy is not None:  # this node calls a remote callee
+            sid = proxy.session.session_id
+            if type(msg) is Invocation:
+                p = self.dealer.calls.by_invocation(conn, msg.request)
+                procedure = p.call.procedure if p is not None else ""
+                return [Relay(proxy.node, self.realm.name, {
+                    "op": "inv", "s": sid, "c": conn, "i": msg.request, "proc": procedure,
+                    "d": msg.details, "a": msg.args, "k": msg.kwargs})]
+            if type(msg) is Interrupt:
+                return [Relay(proxy.node, self.realm.name, {
+                    "op": "int", "s": sid, "c": conn, "i": msg.request, "o": msg.options})]
+            return []
+        node = self._link_node.get(conn)
+        if node is None:
+            return []
+        origin = self._origin.get((conn, getattr(msg, "request", 0)))
+        if origin is None:
+            return []
+        _, proxy_conn, inv = origin
+        if type(msg) is Result:
+            if not msg.details.get("progress"):
+                self._forget(conn, msg.request)
+            return [Relay(node, self.realm.name, {"op": "res", "c": proxy_conn, "i": inv,
+                                                  "d": msg.details, "a": msg.args,
+                                                  "k": msg.kwargs})]
+        if type(msg) is Error:
+            self._forget(conn, msg.request)
+            return [Relay(node, self.realm.name, {"op": "err", "c": proxy_conn, "i": inv,
+                                                  "e": msg.error, "d": msg.details,
+                                                  "a": msg.args, "k": msg.kwargs})]
+        return []
+
+    def _forget(self, link_conn: int, fwd: int) -> None:
+        key = self._origin.pop((link_conn, fwd), None)
+        if key is not None:
+            self._forwards.pop(key, None)
+
+    # -- what another node relays here ------------------------------------------
+    def inbound(self, node: str, payload: dict[str, Any], now: float) -> list[Effect]:
+        op = payload.get("op")
+        if op in ("res", "err"):
+            proxy = self.proxies.get(payload["c"])
+            if proxy is None or proxy.node != node:
+                return []
+            if op == "res":
+                options = {"progress": True} if payload.get("d", {}).get("progress") else {}
+                effects = self.dealer.yield_(proxy.session, Yield(
+                    payload["i"], options, payload.get("a"), payload.get("k")), now)
+            else:
+                effects = self.dealer.error(proxy.session, Error(
+                    Invocation.TYPE, payload["i"], payload.get("d") or {}, payload["e"],
+                    payload.get("a"), payload.get("k")), now)
+            self._maybe_drop(payload["c"])
+            return effects
+        if op == "inv":
+            return self._invocation(node, payload, now)
+        if op == "int":
+            fwd = self._forwards.get((node, payload["c"], payload["i"]))
+            link = self.links.get(node)
+            if fwd is None or link is None:
+                return []
+            options = payload.get("o") or {}
+            return self.dealer.cancel(link, Cancel(fwd, {"mode": options.get("mode", "kill")}))
+        return []
+
+    def _invocation(self, node: str, payload: dict[str, Any], now: float) -> list[Effect]:
+        link = self._link(node)
+        key = (node, payload["c"], payload["i"])
+        details = payload.get("d") or {}
+        fwd = self._forwards.get(key)
+        if fwd is not None:  # the next chunk of a progressive call invocation
+            from .messages import Call
+
+            chunk = Call(fwd, {"progress": details.get("progress") is True},
+                         payload.get("proc", ""), payload.get("a"), payload.get("k"))
+            return self.dealer.call(link, chunk, now, False)
+        callee = self.realm.sessions.get(payload["s"])
+        fwd = self._fwd_ids.next()
+        self._forwards[key] = fwd
+        self._origin[(link.conn, fwd)] = key
+        try:
+            if callee is None or callee.state is not State.ESTABLISHED:
+                raise WampError(UNAVAILABLE, "the callee is no longer on this node")
+            return self.dealer.call_remote(link, fwd, callee, payload["proc"], details,
+                                           payload.get("a"), payload.get("k"), now)
+        except WampError as exc:
+            self._forget(link.conn, fwd)
+            return [Relay(node, self.realm.name, {"op": "err", "c": payload["c"],
+                                                  "i": payload["i"], "e": exc.uri, "d": {},
+                                                  "a": exc.args_, "k": exc.kwargs})]
