@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -28,6 +29,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--log-format", choices=("text", "json"), default="text",
                    help="log lines as key=value text or as JSON objects")
     p.add_argument("--version", action="version", version=f"wamp-router {__version__}")
+    p.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="run N router processes sharing the listening ports (SO_REUSEPORT); "
+                   "needs a [cluster] backplane in the config")
+    p.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
     cred = p.add_argument_group(
         "credentials for the config file (the secret is read from the terminal or the first "
         "line of standard input; the TOML is printed, then it exits)")
@@ -72,7 +77,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = _load(args.config)
     if config is None:
         return 2
-    return run(config, args.log_level, args.log_format, args.config)
+    if args.workers:
+        problem = _workers_problem(args, config)
+        if problem:
+            print(f"wamp-router: --workers: {problem}", file=sys.stderr)
+            return 2
+        from .workers import supervise
+
+        return supervise(args.workers, args.config, ["--log-level", args.log_level,
+                                                     "--log-format", args.log_format])
+    return run(config, args.log_level, args.log_format, args.config, args.worker_index)
+
+
+def _workers_problem(args: argparse.Namespace, config: NodeConfig) -> str | None:
+    from .config.model import TcpEndpoint
+
+    if args.workers < 1 or args.workers > 256:
+        return "the number of workers must be between 1 and 256"
+    if args.config is None or config.cluster is None:
+        return ("the workers share realms through the cluster backplane: give a config "
+                "with a [cluster] table (backplane = \"redis://...\")")
+    if not hasattr(socket, "SO_REUSEPORT"):
+        return "this system has no SO_REUSEPORT"
+    for i, listener in enumerate(config.listeners):
+        if isinstance(listener.endpoint, TcpEndpoint) and listener.endpoint.port == 0:
+            return f"listeners[{i}] has port 0: workers share fixed ports"
+        if not isinstance(listener.endpoint, TcpEndpoint):
+            return f"listeners[{i}] is a Unix socket: workers share TCP ports only"
+    return None
 
 
 def _credential(args: argparse.Namespace) -> int:
@@ -109,7 +141,8 @@ def _reload(node: Any, path: str | None) -> None:
     node.reload(config)
 
 
-def run(config: NodeConfig, level: str, fmt: str = "text", path: str | None = None) -> int:
+def run(config: NodeConfig, level: str, fmt: str = "text", path: str | None = None,
+        worker: int | None = None) -> int:
     from twisted.internet import reactor as _reactor
 
     from .stores.sqlite import StoreError
@@ -119,7 +152,7 @@ def run(config: NodeConfig, level: str, fmt: str = "text", path: str | None = No
     reactor: Any = _reactor
     start_logging(level, fmt)
     try:
-        node = RouterNode(config, reactor)
+        node = RouterNode(config, reactor, worker=worker)
     except StoreError as exc:
         print(f"wamp-router: cannot open a data-sync store: {exc}", file=sys.stderr)
         return 1

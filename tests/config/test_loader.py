@@ -1045,3 +1045,25 @@ def test_role_disclose_settings() -> None:
     text_err = str(err.value)
     assert "realms[0].roles[0].disclose.caller: expected true or false" in text_err
     assert "realms[0].roles[0].disclose" in text_err and "subscriber" in text_err
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "realms").glob("*.toml")))
+def test_every_shipped_config_loads(name: str) -> None:
+    assert load_config(ROOT / "realms" / name).listeners
+
+
+def test_cluster_config_and_its_errors() -> None:
+    from wamp_router.config.loader import load_config_text
+
+    base = (ROOT / "realms" / "default.toml").read_text()
+    cfg = load_config_text(base + '[cluster]\nbackplane = "redis://[::1]:7001/3"\n', "<t>")
+    assert cfg.cluster is not None
+    assert (cfg.cluster.host, cfg.cluster.port, cfg.cluster.db) == ("::1", 7001, 3)
+    assert load_config_text(base + '[cluster]\nbackplane = "local"\n', "<t>").cluster is None
+    with pytest.raises(ConfigError, match=r"cluster.backplane: expected \"local\""):
+        load_config_text(base + '[cluster]\nbackplane = "redis:/x"\n', "<t>")
+    with pytest.raises(ConfigError, match="cluster.heartbeat: must be shorter than node_ttl"):
+        load_config_text(base + '[cluster]\nbackplane = "redis://h"\nheartbeat = 5\n', "<t>")
+    sync = base + '[realms.sync]\n[[realms.sync.domains]]\nprefix = "app."\n'
+    with pytest.raises(ConfigError, match="realms.0..sync: data-sync records are not cluster"):
+        load_config_text(sync + '[cluster]\nbackplane = "redis://h"\n', "<t>")

@@ -540,3 +540,50 @@ def test_timeouts_and_a_dead_callee_node_fail_calls_promptly() -> None:
             await close(caller)
 
         run(main())
+
+
+def test_workers_share_one_port_and_one_realm() -> None:
+    import re
+
+    from .redis_server import free_port
+
+    with redis_server() as redis:
+        ws_port, rs_port = free_port(), free_port()
+        config = (CONFIG % redis.port).replace(
+            'transport = "websocket"\nendpoint = "127.0.0.1:0"',
+            f'transport = "websocket"\nendpoint = "127.0.0.1:{ws_port}"').replace(
+            'transport = "rawsocket"\nendpoint = "127.0.0.1:0"',
+            f'transport = "rawsocket"\nendpoint = "127.0.0.1:{rs_port}"')
+        with run_router(config, expect_listeners=6, extra_args=("--workers", "2")) as rp:
+            def count(fragment: str, n: int) -> None:
+                deadline = time.monotonic() + 20
+                while sum(fragment in line for line in list(rp.lines)) < n:
+                    assert time.monotonic() < deadline, rp.output()
+                    time.sleep(0.05)
+
+            count("cluster backplane: connected", 2)
+            metrics = re.findall(r"listening transport=metrics address=(\S+)", rp.output())
+            assert len(metrics) == 2
+            url = f"ws://127.0.0.1:{ws_port}/ws"
+
+            async def main() -> None:
+                clients = [await join(url) for _ in range(16)]
+                inbox = Inbox()
+                for i, s in enumerate(clients):
+                    await subscribe(s, inbox, str(i), "com.w.t")
+                await asyncio.sleep(0.3)
+                await clients[0].publish("com.w.t", "hi", options=types.PublishOptions(
+                    acknowledge=True, exclude_me=False))
+                got = {(await inbox.get())[0] for _ in range(16)}
+                assert got == {str(i) for i in range(16)}  # on both workers
+                per_worker = [scrape(m)['wamp_sessions{realm="realm1",transport="websocket"}']
+                              for m in metrics]
+                assert sorted(per_worker) != [0, 16] and sum(per_worker) == 16
+                await close(*clients)
+
+            run(main())
+            # a worker that dies is started again
+            pid = int(re.findall(r"worker 0 started pid=(\d+)", rp.output())[0])
+            os.kill(pid, signal.SIGKILL)
+            count("starting it again", 1)
+            count("cluster backplane: connected", 3)

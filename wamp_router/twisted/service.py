@@ -4,6 +4,7 @@ configured listener; stop gracefully (GOODBYE to every session first)."""
 from __future__ import annotations
 
 import os
+import socket
 from typing import Any
 
 from twisted.internet import defer, task
@@ -51,10 +52,28 @@ def _listener_key(listener: Listener) -> tuple[str, str]:
     return listener.transport, where
 
 
+def _shared_port(reactor: Any, listener: Listener, factory: Any) -> Any:
+    """Listen on a TCP port that other worker processes listen on too (SO_REUSEPORT)."""
+    ep = listener.endpoint
+    assert isinstance(ep, TcpEndpoint)
+    family = socket.AF_INET6 if ":" in ep.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((ep.host, ep.port))
+        sock.listen(BACKLOG)
+        sock.setblocking(False)
+        return reactor.adoptStreamPort(sock.fileno(), family, factory)
+    finally:
+        sock.close()  # the reactor holds its own duplicate of the descriptor
+
+
 class RouterNode:
-    def __init__(self, config: NodeConfig, reactor: Any) -> None:
+    def __init__(self, config: NodeConfig, reactor: Any, worker: int | None = None) -> None:
         self.config = config
         self.reactor = reactor
+        self.worker = worker  # the index of this worker (wamp-router --workers)
         self.driver = Driver(config, reactor)
         self.backplane: Any = None
         if config.cluster is not None:
@@ -101,7 +120,10 @@ class RouterNode:
     @defer.inlineCallbacks
     def _listen(self, listener: Listener) -> Any:
         factory = self._factory(listener)
-        port = yield _endpoint(self.reactor, listener).listen(tls.wrap(factory, listener.tls))
+        if self.worker is not None and isinstance(listener.endpoint, TcpEndpoint):
+            port = _shared_port(self.reactor, listener, tls.wrap(factory, listener.tls))
+        else:
+            port = yield _endpoint(self.reactor, listener).listen(tls.wrap(factory, listener.tls))
         self.ports[_listener_key(listener)] = (listener, factory, port)
         log.info("listening transport={transport} address={address} serializers={sers}",
                  transport=listener.transport, address=_address(listener, port),
@@ -130,7 +152,11 @@ class RouterNode:
 
         site = Site(make_site_root(self, metrics.path, metrics.health_path))
         site.noisy = False
-        probe = Listener(transport="websocket", endpoint=metrics.endpoint)
+        endpoint = metrics.endpoint
+        if self.worker is not None and isinstance(endpoint, TcpEndpoint) and endpoint.port:
+            # one metrics port per worker (a scrape must reach a known process)
+            endpoint = TcpEndpoint(endpoint.host, endpoint.port + self.worker)
+        probe = Listener(transport="websocket", endpoint=endpoint)
         self.metrics_port = yield _endpoint(self.reactor, probe).listen(site)
         addr = self.metrics_port.getHost()
         log.info("listening transport=metrics address=http://{host}:{port}{path} health={health}",
