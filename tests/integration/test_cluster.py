@@ -587,3 +587,63 @@ def test_workers_share_one_port_and_one_realm() -> None:
             os.kill(pid, signal.SIGKILL)
             count("starting it again", 1)
             count("cluster backplane: connected", 3)
+
+
+def test_session_meta_api_is_cluster_wide(cluster: Any) -> None:
+    _, (a, b, c) = cluster
+
+    async def main() -> None:
+        admin = await join(a.ws_url)
+        alice = await join(c.ws_url, authmethods=["ticket"], authid="alice",
+                           secret="alice-secret")
+        other = await join(b.raw_url)
+        try:
+            ids = {alice._session_id, other._session_id}
+            deadline = time.monotonic() + 5
+            while not ids <= set(await admin.call("wamp.session.list")):
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+            assert await admin.call("wamp.session.count", ["user"]) >= 1
+            info = await admin.call("wamp.session.get", alice._session_id)
+            assert info["authid"] == "alice" and info["authrole"] == "user"
+            # kill a session on another node, by id and by authid
+            await admin.call("wamp.session.kill", other._session_id, reason="com.x.bye")
+            details = await asyncio.wait_for(other.left, 5)
+            assert details.reason == "com.x.bye"
+            alice_id = alice._session_id  # (the client forgets it when it is killed)
+            killed = await admin.call("wamp.session.kill_by_authid", "alice")
+            assert killed == [alice_id]
+            await asyncio.wait_for(alice.left, 5)
+        finally:
+            await close(admin, alice, other)
+
+    run(main())
+
+
+def test_testaments_fire_when_a_node_dies() -> None:
+    with redis_server() as redis, ExitStack() as stack:
+        a, b = start_node(stack, redis), start_node(stack, redis)
+
+        async def main() -> None:
+            watcher = await join(a.ws_url)
+            doomed = await join(b.ws_url)
+            inbox = Inbox()
+            await subscribe(watcher, inbox, "gone", "com.x7.gone")
+            await subscribe(watcher, inbox, "leave", "wamp.session.on_leave")
+            await doomed.call("wamp.session.add_testament", "com.x7.gone",
+                              [doomed._session_id], {})
+            await asyncio.sleep(0.3)  # the testament reaches the other node
+            assert await watcher.call("wamp.session.count") == 2
+            doomed_id = doomed._session_id  # (the client forgets it when its node dies)
+            os.kill(b.proc.pid, signal.SIGKILL)
+            b.proc.wait(10)
+            got: dict[str, Any] = {}
+            while len(got) < 2:
+                name, args, _, _ = await inbox.get(10)
+                if args and args[0] == doomed_id:
+                    got[name] = args
+            assert got["gone"] == (doomed_id,)
+            assert await watcher.call("wamp.session.count") == 1
+            await close(watcher)
+
+        run(main())

@@ -62,7 +62,7 @@ class ClusterDriver(Protocol):
     def remote_directory(self, realm: str, node: str, op: str,
                          entry: dict[str, Any]) -> None: ...
 
-    def node_gone(self, node: str) -> None: ...
+    def node_gone(self, node: str, dead: bool = False) -> None: ...
 
     def advertisements(self) -> list[Advertise]: ...
 
@@ -82,8 +82,8 @@ local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 100)
 for _, node in ipairs(dead) do
   redis.call('ZREM', KEYS[1], node)
   redis.call('DEL', ARGV[1] .. 'pat:' .. node)
-  redis.call('DEL', ARGV[1] .. 'reg:' .. node)
-  redis.call('PUBLISH', ARGV[2], cmsgpack.pack({'down', node}))
+  redis.call('DEL', ARGV[1] .. 'dir:' .. node)
+  redis.call('PUBLISH', ARGV[2], cmsgpack.pack({'down', node, ARGV[3]}))
 end
 return dead
 """
@@ -113,9 +113,9 @@ class RedisBackplane:
         p = config.prefix
         self.k_nodes = f"{p}nodes"
         self.k_patterns = f"{p}pat:{self.node_id}"
-        self.k_registrations = f"{p}reg:{self.node_id}"
-        # this node's callees, as advertised: packed (realm, session, procedure, match) -> entry
-        self.registrations: dict[bytes, bytes] = {}
+        self.k_directory = f"{p}dir:{self.node_id}"
+        # what this node advertised (its callees, sessions, testaments): key -> entry
+        self.directory: dict[bytes, bytes] = {}
         self.known: set[str] = set()  # other nodes whose callees this node routes to
         self.ch_ctl = f"{p}ctl"
         self.ch_inbox = f"{p}n:{self.node_id}"
@@ -175,7 +175,7 @@ class RedisBackplane:
         if self.cmd is not None:
             self.cmd.command("ZREM", self.k_nodes, self.node_id)
             self.cmd.command("DEL", self.k_patterns)
-            self.cmd.command("DEL", self.k_registrations)
+            self.cmd.command("DEL", self.k_directory)
             d = self.cmd.command("PUBLISH", self.ch_ctl, _pack(["down", self.node_id]))
             d.addErrback(lambda _: None)
         from twisted.internet.defer import gatherResults, maybeDeferred
@@ -248,20 +248,21 @@ class RedisBackplane:
         self.cmd.command("DEL", self.k_patterns)
         if self.patterns:
             self.cmd.command("SADD", self.k_patterns, *[_pack(list(k)) for k in self.patterns])
-        self.registrations = {self._reg_key(a): _pack([a.realm, a.entry])
-                              for a in self.driver.advertisements()}
-        self.cmd.command("DEL", self.k_registrations)
+        self.directory = {self._dir_key(a.realm, a.op, a.entry): _pack([a.realm, a.op, a.entry])
+                          for a in self.driver.advertisements()}
+        self.cmd.command("DEL", self.k_directory)
         flat: list[bytes] = []
-        for key, value in self.registrations.items():
+        for key, value in self.directory.items():
             flat += [key, value]
         for i in range(0, len(flat), 1000):
-            self.cmd.command("HSET", self.k_registrations, *flat[i:i + 1000])
+            self.cmd.command("HSET", self.k_directory, *flat[i:i + 1000])
         self.cmd.command("PUBLISH", self.ch_ctl, _pack(["reload", self.node_id]))
 
     @staticmethod
-    def _reg_key(a: Advertise) -> bytes:
-        e = a.entry
-        return _pack([a.realm, e["sid"], e["proc"], e["match"]])
+    def _dir_key(realm: str, op: str, e: dict[str, Any]) -> bytes:
+        if op in ("reg+", "reg-"):
+            return _pack([realm, "reg", e["sid"], e["proc"], e["match"]])
+        return _pack([realm, "test" if op == "test" else "sess", e["session"]])
 
     def _load_patterns(self, nodes: list[bytes]) -> Any:
         from twisted.internet.defer import gatherResults
@@ -285,17 +286,18 @@ class RedisBackplane:
                 realm, match, topic = _unpack(m)
                 self._remember(node, (realm, match, topic))
 
-        def got_callees(flat: list[bytes]) -> None:
+        def got_directory(flat: list[bytes]) -> None:
             if node in self.known:  # a reload: forget what it had
                 self.driver.node_gone(node)
             self.known.add(node)
-            for i in range(1, len(flat), 2):
-                realm, entry = _unpack(flat[i])
-                self.driver.remote_directory(realm, node, "reg+", entry)
+            entries = [_unpack(flat[i]) for i in range(1, len(flat), 2)]
+            order = {"sess+": 0, "test": 1, "reg+": 2}
+            for realm, op, entry in sorted(entries, key=lambda e: order.get(e[1], 3)):
+                self.driver.remote_directory(realm, node, op, entry)
 
         d1 = self.cmd.command("SMEMBERS", f"{self.config.prefix}pat:{node}").addCallback(got)
-        self.cmd.command("HGETALL", f"{self.config.prefix}reg:{node}").addCallbacks(
-            got_callees, self._failed, errbackArgs=("registrations",))
+        self.cmd.command("HGETALL", f"{self.config.prefix}dir:{node}").addCallbacks(
+            got_directory, self._failed, errbackArgs=("directory",))
         return d1
 
     def _load_retained(self, flat: list[bytes], realm: str) -> None:
@@ -343,7 +345,8 @@ class RedisBackplane:
         cmd.command("EVAL", _BEAT, 1, self.k_nodes, self.node_id,
                     int(self.config.node_ttl * 1000)).addCallbacks(
             beat, self._failed, errbackArgs=("heartbeat",))
-        cmd.command("EVAL", _REAP, 1, self.k_nodes, self.config.prefix, self.ch_ctl).addCallbacks(
+        cmd.command("EVAL", _REAP, 1, self.k_nodes, self.config.prefix, self.ch_ctl,
+                    self.node_id).addCallbacks(
             self._reaped, self._failed, errbackArgs=("reaper",))
         cmd.command("ZCARD", self.k_nodes).addCallbacks(self._count, self._failed,
                                                        errbackArgs=("ZCARD",))
@@ -354,16 +357,17 @@ class RedisBackplane:
     def _reaped(self, dead: list[bytes]) -> None:
         for raw in dead:
             node = raw.decode()
-            self.counters["nodes_reaped"] += 1
-            self._node_down(node)
+            self.counters["nodes_reaped"] += 1  # the "down" message does the rest
             log.warn("cluster backplane: node {node} stopped renewing its liveness; removed "
                      "its subscriptions from the cluster", node=node)
 
-    def _node_down(self, node: str) -> None:
+    def _node_down(self, node: str, dead: bool = False) -> None:
         self._forget(node)
+        log.info("cluster backplane: node {node} left the cluster{how}", node=node,
+                 how=" (declared dead here: its sessions' testaments fire here)" if dead else "")
         if node in self.known:
             self.known.discard(node)
-            self.driver.node_gone(node)
+            self.driver.node_gone(node, dead)
 
     def _failed(self, failure: Any, what: str) -> None:
         if failure.check(RedisError) and not self.up:
@@ -428,20 +432,27 @@ class RedisBackplane:
         self.counters["sent"] += 1
 
     def advertise(self, effect: Advertise) -> None:
-        """A local callee registered or went away: the other nodes route to it, or stop."""
-        key = self._reg_key(effect)
-        if effect.op == "reg+":
-            value = _pack([effect.realm, effect.entry])
-            self.registrations[key] = value
-        else:
-            self.registrations.pop(key, None)
+        """A local callee, session or testament came or went: the other nodes keep a
+        copy (they route calls, answer the session meta API, fire testaments)."""
+        realm, op, entry = effect.realm, effect.op, effect.entry
+        key = self._dir_key(realm, op, entry)
+        remove = [key] if op in ("reg-", "sess-") or (op == "test"
+                                                      and not entry.get("testaments")) else []
+        if op == "sess-":
+            remove.append(self._dir_key(realm, "test", entry))
+        value = b""
+        if not remove:
+            value = _pack([realm, op, entry])
+            self.directory[key] = value
+        for k in remove:
+            self.directory.pop(k, None)
         cmd = self.cmd
         if cmd is None:
             return  # re-asserted when Redis is back
-        if effect.op == "reg+":
-            cmd.command("HSET", self.k_registrations, key, value)
+        if remove:
+            cmd.command("HDEL", self.k_directory, *remove)
         else:
-            cmd.command("HDEL", self.k_registrations, key)
+            cmd.command("HSET", self.k_directory, key, value)
         cmd.command("PUBLISH", self.ch_ctl, _pack(
             [effect.op, self.node_id, effect.realm, effect.entry])).addErrback(
             self._failed, "PUBLISH")
@@ -496,9 +507,9 @@ class RedisBackplane:
             self._remember(node, (msg[2], msg[3], msg[4]))
         elif op == "pat-":
             self._forget(node, (msg[2], msg[3], msg[4]))
-        elif op == "down":
-            self._node_down(node)
-        elif op in ("reg+", "reg-"):
+        elif op == "down":  # from the reaper (msg[2]: the node that declared it dead)
+            self._node_down(node, dead=len(msg) > 2 and msg[2] == self.node_id)
+        elif op in ("reg+", "reg-", "sess+", "sess-", "test"):
             self.known.add(node)
             self.driver.remote_directory(msg[2], node, op, msg[3])
         elif op == "reload" and self.cmd is not None:

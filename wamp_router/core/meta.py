@@ -90,24 +90,32 @@ class Meta:
         }
 
     # -- sessions ---------------------------------------------------------
-    def _filtered(self, args: list[Any]) -> list[Session]:
+    def _filtered(self, args: list[Any]) -> list[int]:
+        """Session ids of the realm (on every node of a cluster), by authrole."""
         roles = _arg(args, 0, list, "filter_authroles", None)
-        sessions = list(self.realm.sessions.values())
-        if roles is not None:
-            sessions = [s for s in sessions if s.authrole in roles]
-        return sessions
+        ids = [s.session_id for s in self.realm.sessions.values()
+               if roles is None or s.authrole in roles]
+        remote = self.realm.remote
+        if remote is not None:
+            ids += [sid for sid, (_, info, _) in remote.sessions.items()
+                    if roles is None or info.get("authrole") in roles]
+        return ids
 
     def session_count(self, caller: Session, args: list[Any], kw: dict[str, Any]) -> Outcome:
         return [len(self._filtered(args))], []
 
     def session_list(self, caller: Session, args: list[Any], kw: dict[str, Any]) -> Outcome:
-        return [[s.session_id for s in self._filtered(args)]], []
+        return [self._filtered(args)], []
 
     def session_get(self, caller: Session, args: list[Any], kw: dict[str, Any]) -> Outcome:
-        target = self.realm.sessions.get(_arg(args, 0, int, "session"))
-        if target is None:
+        sid = _arg(args, 0, int, "session")
+        target = self.realm.sessions.get(sid)
+        if target is not None:
+            return [session_info(target)], []
+        remote = self.realm.remote.remote_of(sid) if self.realm.remote is not None else None
+        if remote is None:
             raise WampError(NO_SUCH_SESSION, f"no session {args[0]} in this realm")
-        return [session_info(target)], []
+        return [remote[1]], []
 
     @staticmethod
     def _reason(kw: dict[str, Any]) -> tuple[str, str | None]:
@@ -119,16 +127,31 @@ class Meta:
             raise WampError(INVALID_ARGUMENT, "message must be a string")
         return reason, message
 
-    def _kill(self, targets: list[Session], kw: dict[str, Any]) -> Outcome:
+    def _kill(self, targets: list[Session], kw: dict[str, Any],
+              remote: list[int] | None = None) -> Outcome:
+        """Kill local ``targets`` and the sessions ``remote`` of other nodes (their
+        nodes end them; the answer does not wait for that)."""
         reason, message = self._reason(kw)
         effects: list[Effect] = []
         for target in targets:
             effects.extend(self.realm.kill(target, reason, message))
-        return [[t.session_id for t in targets]], effects
+        for sid in remote or []:
+            assert self.realm.remote is not None
+            effects.extend(self.realm.remote.kill_remote(sid, reason, message))
+        return [[t.session_id for t in targets] + (remote or [])], effects
+
+    def _remote_where(self, key: str, value: str) -> list[int]:
+        remote = self.realm.remote
+        if remote is None:
+            return []
+        return [sid for sid, (_, info, _) in remote.sessions.items() if info.get(key) == value]
 
     def session_kill(self, caller: Session, args: list[Any], kw: dict[str, Any]) -> Outcome:
         sid = _arg(args, 0, int, "session")
         target = self.realm.sessions.get(sid)
+        if target is None and self.realm.remote is not None and self.realm.remote.remote_of(sid):
+            _, effects = self._kill([], kw, [sid])
+            return None, effects
         if target is None or target is caller:
             raise WampError(NO_SUCH_SESSION, f"no other session {sid} in this realm")
         _, effects = self._kill([target], kw)
@@ -137,18 +160,21 @@ class Meta:
     def kill_by_authid(self, caller: Session, args: list[Any], kw: dict[str, Any]) -> Outcome:
         authid = _arg(args, 0, str, "authid")
         return self._kill([s for s in self.realm.sessions.values()
-                           if s.authid == authid and s is not caller], kw)
+                           if s.authid == authid and s is not caller], kw,
+                          self._remote_where("authid", authid))
 
     def kill_by_authrole(self, caller: Session, args: list[Any], kw: dict[str, Any]) -> Outcome:
         authrole = _arg(args, 0, str, "authrole")
         killed, effects = self._kill([s for s in self.realm.sessions.values()
-                                      if s.authrole == authrole and s is not caller], kw)
+                                      if s.authrole == authrole and s is not caller], kw,
+                                     self._remote_where("authrole", authrole))
         assert killed is not None
         return [len(killed[0])], effects
 
     def kill_all(self, caller: Session, args: list[Any], kw: dict[str, Any]) -> Outcome:
+        remote = list(self.realm.remote.sessions) if self.realm.remote is not None else []
         killed, effects = self._kill(
-            [s for s in self.realm.sessions.values() if s is not caller], kw)
+            [s for s in self.realm.sessions.values() if s is not caller], kw, remote)
         assert killed is not None
         return [len(killed[0])], effects
 
@@ -174,7 +200,7 @@ class Meta:
             caller.testaments = {s: [] for s in SCOPES}
         options = {k: v for k, v in options.items() if k != "acknowledge"}
         caller.testaments[scope].append((topic, t_args, t_kwargs, options))
-        return None, []
+        return None, self.realm.testaments_changed(caller)
 
     def flush_testaments(self, caller: Session, args: list[Any], kw: dict[str, Any]) -> Outcome:
         scope = self._scope(kw)
@@ -182,7 +208,7 @@ class Meta:
         if caller.testaments is not None:
             flushed = len(caller.testaments[scope])
             caller.testaments[scope] = []
-        return [flushed], []
+        return [flushed], self.realm.testaments_changed(caller) if flushed else []
 
     # -- subscriptions -------------------------------------------------------
     def subscription_list(self, caller: Session, args: list[Any], kw: dict[str, Any]) -> Outcome:

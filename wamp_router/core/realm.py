@@ -45,7 +45,7 @@ from .messages import (
     Yield,
 )
 from .meta import Meta, session_info
-from .session import Session
+from .session import Session, State, TransportInfo
 from .stats import Stats
 from .uri import is_valid_pattern, is_valid_uri
 
@@ -119,7 +119,10 @@ class Realm:
 
     def join(self, session: Session) -> list[Effect]:
         self.sessions[session.session_id] = session
-        return self.emit("wamp.session.on_join", [session_info(session)])
+        effects = self.emit("wamp.session.on_join", [session_info(session)])
+        if self.remote is not None:
+            effects.append(self.remote.advertise("sess+", session_info(session)))
+        return effects
 
     def leave(self, session: Session) -> list[Effect]:
         self.sessions.pop(session.session_id, None)
@@ -131,7 +134,35 @@ class Realm:
         effects.extend(self._testaments(session))
         effects.extend(self.emit("wamp.session.on_leave",
                                  [session.session_id, session.authid, session.authrole]))
+        if self.remote is not None:
+            effects.append(self.remote.advertise("sess-", {"session": session.session_id}))
         return effects
+
+    def orphan_left(self, info: dict[str, Any],
+                    testaments: dict[str, Any] | None) -> list[Effect]:
+        """A session of a node that died: its testaments and its on_leave event, sent
+        by the node that declared the death (authorized now, as at a normal leave)."""
+        stand_in = Session(0, TransportInfo("cluster", "", None), State.CLOSED,
+                           info["session"], None, self.name, info.get("authid", ""),
+                           info.get("authrole", ""))
+        effects: list[Effect] = []
+        if testaments:
+            stand_in.testaments = {scope: [tuple(t) for t in items]
+                                   for scope, items in testaments.items()}
+            effects.extend(self._testaments(stand_in))
+        effects.extend(self.emit("wamp.session.on_leave",
+                                 [stand_in.session_id, stand_in.authid, stand_in.authrole]))
+        return effects
+
+    def testaments_changed(self, session: Session) -> list[Effect]:
+        """A session added or flushed testaments: the cluster keeps a copy, fired by
+        another node if this one dies."""
+        if self.remote is None:
+            return []
+        saved = {scope: [list(t) for t in items]
+                 for scope, items in (session.testaments or {}).items()}
+        return [self.remote.advertise("test", {"session": session.session_id,
+                                               "testaments": saved})]
 
     def _testaments(self, session: Session) -> list[Effect]:
         if session.testaments is None:

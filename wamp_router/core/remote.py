@@ -51,6 +51,8 @@ class RemoteRpc:
         self.links: dict[str, Session] = {}  # node -> the stand-in for its callers
         self._link_node: dict[int, str] = {}  # link conn -> node
         self._fwd_ids = SequentialIds()
+        # sessions of other nodes: id -> (node, session details, testaments)
+        self.sessions: dict[int, tuple[str, dict[str, Any], dict[str, Any] | None]] = {}
         self._forwards: dict[tuple[str, int, int], int] = {}  # (node, proxy conn, inv) -> fwd
         self._origin: dict[tuple[int, int], tuple[str, int, int]] = {}  # (link, fwd) -> key
 
@@ -67,6 +69,31 @@ class RemoteRpc:
 
     def advertise(self, op: str, entry: dict[str, Any]) -> Advertise:
         return Advertise(self.realm.name, op, entry)
+
+    def remote_session(self, node: str, op: str, entry: dict[str, Any]) -> None:
+        """Another node's session joined ("sess+"), left ("sess-") or set its
+        testaments ("test")."""
+        sid = entry["session"]
+        if op == "sess+":
+            old = self.sessions.get(sid)
+            self.sessions[sid] = (node, entry, old[2] if old is not None else None)
+        elif op == "sess-":
+            self.sessions.pop(sid, None)
+        elif op == "test":
+            known = self.sessions.get(sid)
+            if known is not None:
+                self.sessions[sid] = (known[0], known[1], entry.get("testaments"))
+
+    def remote_of(self, sid: int) -> tuple[str, dict[str, Any]] | None:
+        known = self.sessions.get(sid)
+        return None if known is None else (known[0], known[1])
+
+    def kill_remote(self, sid: int, reason: str, message: str | None) -> list[Effect]:
+        known = self.sessions.get(sid)
+        if known is None:
+            return []
+        return [Relay(known[0], self.realm.name, {"op": "kill", "sid": sid, "reason": reason,
+                                                  "message": message})]
 
     def remote_registered(self, node: str, entry: dict[str, Any], now: float) -> bool:
         key = (node, entry["sid"])
@@ -106,9 +133,17 @@ class RemoteRpc:
         self._proxy_of.pop((proxy.node, proxy.session.session_id), None)
         return self.dealer.session_left(proxy.session, quiet=True, why=why)
 
-    def node_gone(self, node: str) -> list[Effect]:
-        """``node`` left the cluster: its callees and the calls it made here go."""
+    def node_gone(self, node: str, dead: bool = False) -> list[Effect]:
+        """``node`` left the cluster: its callees and the calls it made here go. When
+        this node declared it ``dead``, it also says goodbye for its sessions: their
+        ``wamp.session.on_leave`` events and their testaments."""
         effects: list[Effect] = []
+        for sid, (owner, info, testaments) in list(self.sessions.items()):
+            if owner != node:
+                continue
+            del self.sessions[sid]
+            if dead:
+                effects.extend(self.realm.orphan_left(info, testaments))
         for conn in [c for c, p in self.proxies.items() if p.node == node]:
             effects.extend(self._drop_proxy(conn, NODE_LOST))
         link = self.links.pop(node, None)
@@ -189,6 +224,11 @@ class RemoteRpc:
             return effects
         if op == "inv":
             return self._invocation(node, payload, now)
+        if op == "kill":
+            target = self.realm.sessions.get(payload["sid"])
+            if target is None:
+                return []
+            return self.realm.kill(target, payload["reason"], payload.get("message"))
         if op == "int":
             fwd = self._forwards.get((node, payload["c"], payload["i"]))
             link = self.links.get(node)

@@ -49,6 +49,7 @@ from .messages import (
     Result,
     Welcome,
 )
+from .meta import session_info
 from .realm import Realm, error_reply
 from .remote import RemoteRpc
 from .session import Session, State, TransportInfo
@@ -296,14 +297,18 @@ class Router:
         if op == "reg+":
             r.remote.remote_registered(node, entry, now)
             return []
-        return r.remote.remote_unregistered(node, entry)
+        if op == "reg-":
+            return r.remote.remote_unregistered(node, entry)
+        r.remote.remote_session(node, op, entry)
+        return []
 
-    def node_gone(self, node: str) -> list[Effect]:
-        """A node left the cluster (or was declared dead)."""
+    def node_gone(self, node: str, dead: bool = False) -> list[Effect]:
+        """A node left the cluster (``dead``: this node declared it dead, and says
+        goodbye for its sessions)."""
         effects: list[Effect] = []
         for realm in self.realms.values():
             if realm.remote is not None:
-                effects.extend(realm.remote.node_gone(node))
+                effects.extend(realm.remote.node_gone(node, dead))
         return effects
 
     def advertisements(self) -> list[Effect]:
@@ -318,6 +323,10 @@ class Router:
                     if c.session.conn > 0:
                         out.append(remote.advertise("reg+", remote.entry(
                             c.session, reg.procedure, reg.match, reg.invoke, c.concurrency)))
+            for s in realm.sessions.values():
+                out.append(remote.advertise("sess+", session_info(s)))
+                if s.testaments:
+                    out.extend(realm.testaments_changed(s))
         return out
 
     def remote_publication(self, realm: str, envelope: dict[str, Any],

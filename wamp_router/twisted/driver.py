@@ -267,8 +267,8 @@ class Driver:
         self._cluster_input(lambda: self.router.remote_directory(realm, node, op, entry,
                                                                  self._clock()), "a registration")
 
-    def node_gone(self, node: str) -> None:
-        self._cluster_input(lambda: self.router.node_gone(node), "a node leaving")
+    def node_gone(self, node: str, dead: bool = False) -> None:
+        self._cluster_input(lambda: self.router.node_gone(node, dead), "a node leaving")
 
     def advertisements(self) -> list[Advertise]:
         return [e for e in self.router.advertisements() if type(e) is Advertise]
