@@ -647,3 +647,38 @@ def test_testaments_fire_when_a_node_dies() -> None:
             await close(watcher)
 
         run(main())
+
+
+def test_cancel_across_nodes(cluster: Any) -> None:
+    _, (a, b, c) = cluster
+
+    async def main() -> None:
+        callee = await join(a.ws_url)
+        caller = await join(b.ws_url)
+        interrupted = asyncio.Event()
+        try:
+            async def slow() -> str:
+                try:
+                    await asyncio.sleep(30)
+                except asyncio.CancelledError:  # the router's INTERRUPT
+                    interrupted.set()
+                    raise
+                return "late"
+
+            await callee.register(slow, "com.r4.slow")
+            deadline = time.monotonic() + 10
+            while True:  # wait until node B routes to the callee on A
+                reg = await caller.call("wamp.registration.lookup", "com.r4.slow")
+                if reg is not None:
+                    break
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+            pending = asyncio.ensure_future(caller.call(
+                "com.r4.slow", options=types.CallOptions()))
+            await asyncio.sleep(0.3)
+            pending.cancel()  # autobahn sends CANCEL
+            await asyncio.wait_for(interrupted.wait(), 5)
+        finally:
+            await close(callee, caller)
+
+    run(main())
