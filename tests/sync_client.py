@@ -50,3 +50,43 @@ def apply_patch(doc: Any, ops: list[dict[str, Any]]) -> Any:
                 _remove(doc, op["from"])
             doc = _put(doc, path, value, True)
     return doc
+
+
+class RecordState:
+    """A replica of one record following the client rules of the protocol: a
+    snapshot with another epoch replaces the state; a snapshot or change not above
+    the version held is a duplicate; a change one above applies; a gap fails."""
+
+    def __init__(self) -> None:
+        self.v = -1
+        self.epoch: str | None = None
+        self.value: Any = None
+        self.deleted = False
+        self.log: list[tuple[str, int]] = []  # ("snapshot"|"patch", v) as received
+
+    def snapshot(self, s: dict[str, Any]) -> None:
+        self.log.append(("snapshot", s["v"]))
+        if s["epoch"] != self.epoch or s["v"] > self.v:
+            self.v, self.epoch, self.value = s["v"], s["epoch"], s["value"]
+            self.deleted = bool(s.get("deleted"))
+
+    def patch(self, p: dict[str, Any]) -> None:
+        self.log.append(("patch", p["v"]))
+        if p["v"] <= self.v:
+            return
+        assert p["v"] == self.v + 1, f"a gap: at v{self.v}, received v{p['v']}"
+        if p.get("deleted"):
+            self.value, self.deleted = None, True
+        elif "ops" in p:
+            self.value, self.deleted = apply_patch(self.value, p["ops"]), False
+        else:
+            self.value, self.deleted = p["value"], False
+        self.v = p["v"]
+
+    def resync(self, got: dict[str, Any]) -> None:
+        """Apply what ``sync.get`` answered: missing patches or a snapshot."""
+        if "patches" in got:
+            for p in got["patches"]:
+                self.patch(p)
+        else:
+            self.snapshot(got)

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import ROLES, Harness
-from tests.sync_client import apply_patch
+from tests.sync_client import RecordState
 from wamp_router.config.loader import load_config_text
 from wamp_router.core.messages import Call, Error, Event, Hello, Publish, Result, Subscribe
 
@@ -45,17 +45,13 @@ URI = "app.doc.x"
 FIELDS = ["a", "b", "c"]
 
 
-class Replica:
-    """A client following the rules of the protocol (6.3.3)."""
+class Replica(RecordState):
+    """A client following the rules of the protocol (6.3.3), over the pure core."""
 
     def __init__(self, h: Harness) -> None:
+        super().__init__()
         self.h = h
         self.conn = 0
-        self.sub = 0
-        self.v = -1
-        self.epoch: str | None = None
-        self.value: Any = None
-        self.deleted = False
         self.request = 0
         self.connect(retained=True)
 
@@ -82,28 +78,8 @@ class Replica:
                     self.patch(msg.kwargs)
             elif isinstance(msg, Result) and msg.args and isinstance(msg.args[0], dict):
                 got = msg.args[0]
-                if "patches" in got:
-                    for p in got["patches"]:
-                        self.patch(p)
-                elif "epoch" in got and "value" in got:
-                    self.snapshot(got)
-
-    def snapshot(self, s: dict[str, Any]) -> None:
-        if s["epoch"] != self.epoch or s["v"] > self.v:
-            self.v, self.epoch, self.value = s["v"], s["epoch"], s["value"]
-            self.deleted = bool(s.get("deleted"))
-
-    def patch(self, p: dict[str, Any]) -> None:
-        if p["v"] <= self.v:
-            return
-        assert p["v"] == self.v + 1, f"a gap: at v{self.v}, received v{p['v']}"
-        if p.get("deleted"):
-            self.value, self.deleted = None, True
-        elif "ops" in p:
-            self.value, self.deleted = apply_patch(self.value, p["ops"]), False
-        else:
-            self.value, self.deleted = p["value"], False
-        self.v = p["v"]
+                if "patches" in got or ("epoch" in got and "value" in got):
+                    self.resync(got)
 
     def write(self, body: dict[str, Any], by_call: bool, conditional: bool) -> None:
         if conditional:

@@ -16,7 +16,7 @@ import pytest
 from autobahn.wamp import types
 from autobahn.wamp.exception import ApplicationError
 
-from tests.sync_client import apply_patch
+from tests.sync_client import RecordState
 
 from .clients import Client, close, join
 from .router_process import ROOT, RouterProcess, run_router
@@ -47,15 +47,11 @@ def run(coro: Any) -> Any:
     return asyncio.run(asyncio.wait_for(coro, 60))
 
 
-class Replica:
-    """A record replica following the client rules of the data-sync protocol."""
+class Replica(RecordState):
+    """A record replica fed by an autobahn subscription."""
 
     def __init__(self) -> None:
-        self.v = -1
-        self.epoch: str | None = None
-        self.value: Any = None
-        self.deleted = False
-        self.log: list[tuple[str, int]] = []  # ("snapshot"|"patch", v) as received
+        super().__init__()
         self.changed = asyncio.Event()
 
     def on_event(self, *args: Any, details: types.EventDetails | None = None,
@@ -66,32 +62,6 @@ class Replica:
         else:
             self.patch(kw)
         self.changed.set()
-
-    def snapshot(self, s: dict[str, Any]) -> None:
-        self.log.append(("snapshot", s["v"]))
-        if s["epoch"] != self.epoch or s["v"] > self.v:
-            self.v, self.epoch, self.value = s["v"], s["epoch"], s["value"]
-            self.deleted = bool(s.get("deleted"))
-
-    def patch(self, p: dict[str, Any]) -> None:
-        self.log.append(("patch", p["v"]))
-        if p["v"] <= self.v:
-            return
-        assert p["v"] == self.v + 1, f"gap: at {self.v}, got {p['v']}"
-        if p.get("deleted"):
-            self.value, self.deleted = None, True
-        elif "ops" in p:
-            self.value, self.deleted = apply_patch(self.value, p["ops"]), False
-        else:
-            self.value, self.deleted = p["value"], False
-        self.v = p["v"]
-
-    def resync(self, got: dict[str, Any]) -> None:
-        if "patches" in got:
-            for p in got["patches"]:
-                self.patch(p)
-        else:
-            self.snapshot(got)
 
     async def wait_for(self, v: int, timeout: float = 5) -> None:
         async def until() -> None:
