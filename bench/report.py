@@ -29,6 +29,13 @@ def case_params(r: dict[str, Any]) -> str:
         return f"N={p.get('subscribers')} W={p.get('window')}"
     if wl == "connect":
         return f"S={p.get('sessions')}"
+    if wl == "sync":
+        o, per = p.get("observers"), p.get("per_record")
+        s = f"W={p.get('writers')}"
+        if p.get("inflight", 1) != 1:
+            s += f"×{p['inflight']}"
+        s += f" O={o}" + (f"({per}/rec)" if per and per != o else "")
+        return s + f" K={p.get('records')} {p.get('op')} {p.get('write')}"
     return ""
 
 
@@ -50,6 +57,14 @@ def markdown_runs(records: list[dict[str, Any]]) -> str:
         status = r["status"] if r["status"] == "ok" else f"{r['status']}: {r.get('reason', '')}"
         if r["workload"] == "connect" and r.get("rss"):
             status += f"; {r['rss']['per_session_kb']} KB/session, closed RSS {r['rss']['closed_kb'] / 1024:.1f} MB"
+        if r["workload"] == "sync" and r["status"] == "ok":
+            chk = r.get("check") or {}
+            dl = r.get("delivery_latency") or {}
+            status += (
+                f"; {fmt(r.get('deliveries_per_s'))} deliveries/s, delivery p50/p99 "
+                f"{fmt(dl.get('p50_ms'), 2)}/{fmt(dl.get('p99_ms'), 2)} ms; checks "
+                + ("ok" if chk.get("ok") else f"FAILED {chk.get('problems')}")
+            )
         rss = ro.get("rss_kb")
         rows.append(
             "| "

@@ -234,7 +234,9 @@ def _steady(w: Workers, cfg: dict[str, Any], pids: list[int]) -> dict[str, Any]:
         "errors": sum(r["errors"] for r in results),
     }
     wl = cfg["workload"]
-    if wl == "fanout":
+    if wl == "sync":
+        rec.update(_sync_rec(results, cfg["spec"], window, count))
+    elif wl == "fanout":
         pub = results[0]["pub"]
         rec["unit"] = "events/s"
         rec["throughput"] = round(count / window, 1)
@@ -248,10 +250,115 @@ def _steady(w: Workers, cfg: dict[str, Any], pids: list[int]) -> dict[str, Any]:
         if "per_callee" in results[0]:
             rec["per_callee"] = results[0]["per_callee"]
     rec["router"] = _router(pids, r0, r1, count)
+    if rec["router"] and rec.get("deliveries"):  # sync: also per delivered event
+        cpu_s = rec["router"]["cpu"] * window
+        rec["router"]["us_per_delivery"] = round(cpu_s * 1e6 / rec["deliveries"], 2)
     rec["client"] = _client(results, window, count)
     rec["host_busy"] = round((h1[0] - h0[0]) / window, 3)
     rec["other_busy"] = _other(rec)
     return rec
+
+
+def _sync_rec(
+    results: list[dict[str, Any]], spec: dict[str, Any], window: float, count: int
+) -> dict[str, Any]:
+    """sync: writes/s and write latency, deliveries, and the consistency checks."""
+    deliveries = sum(r["obs"]["count"] for r in results)
+    counts: dict[str, int] = {}
+    examples: dict[str, list[str]] = {}
+    acked_v: dict[int, int] = {}
+    sent_seq: dict[tuple[int, int], int] = {}
+    for r in results:
+        c = r["check"]
+        for key, n in c["counts"].items():
+            counts[key] = counts.get(key, 0) + n
+        for key, ex in c["examples"].items():
+            examples.setdefault(key, []).extend(ex)
+        for k, v in c["acked_v"].items():
+            acked_v[k] = max(v, acked_v.get(k, 0))
+        sent_seq.update(c["sent_seq"])
+    behind, missing_tail, seq_behind, seq_missing_tail = _tail_check(
+        results, spec, acked_v, sent_seq, examples
+    )
+    check: dict[str, Any] = {
+        "gaps": counts.pop("gaps", 0),
+        "missing_versions": counts.pop("missing_versions", 0),
+        "dups": counts.pop("dups", 0),
+        "seq_gaps": counts.pop("seq_gaps", 0),
+        "seq_missing": counts.pop("seq_missing", 0),
+        "seq_dups": counts.pop("seq_dups", 0),
+        "behind_at_end": behind,
+        "missing_at_end": missing_tail,
+        "seq_behind_at_end": seq_behind,
+        "seq_missing_at_end": seq_missing_tail,
+        "write_errors": counts.pop("write_errors", 0),
+        "unacked_at_end": sum(r["check"]["unacked"] for r in results),
+        "lost_sessions": sum(r["check"]["lost_sessions"] for r in results),
+        "retained_events": counts.pop("retained", 0),
+        "records_written": len(acked_v),
+        **counts,
+    }
+    bad = {
+        k: v
+        for k, v in check.items()
+        if v
+        and k
+        not in (
+            "retained_events",
+            "records_written",
+            "dups",
+            "missing_versions",
+            "seq_missing",
+            "missing_at_end",
+            "seq_missing_at_end",
+        )
+    }
+    check["ok"] = not bad
+    check["problems"] = bad
+    check["examples"] = {k: v[:3] for k, v in examples.items() if v}
+    return {
+        "unit": "writes/s",
+        "throughput": round(count / window, 1),
+        "latency": _merge([r["hist"] for r in results]).summary_ms(),  # write -> ack
+        "deliveries": deliveries,
+        "deliveries_per_s": round(deliveries / window, 1),
+        "delivery_latency": _merge([r["obs"]["hist"] for r in results]).summary_ms(),
+        "check": check,
+    }
+
+
+def _tail_check(
+    results: list[dict[str, Any]],
+    spec: dict[str, Any],
+    acked_v: dict[int, int],
+    sent_seq: dict[tuple[int, int], int],
+    examples: dict[str, list[str]],
+) -> tuple[int, int, int, int]:
+    """After the drain every observer must hold the last acknowledged version of each
+    record it watches, and the last write of every writer to it."""
+    from workloads import watches
+
+    n_obs = int(spec["observers"])
+    per = int(spec.get("per_record") or n_obs)
+    behind = missing = seq_behind = seq_missing = 0
+    for o in (o for r in results for o in r["check"]["obs"]):
+        j, last_v, last_seq = o["j"], o["last_v"], o["last_seq"]
+        for k, v in acked_v.items():
+            if watches(j, k, n_obs, per) and last_v.get(k, 0) < v:
+                behind += 1
+                missing += v - last_v.get(k, 0)
+                examples.setdefault("behind", []).append(
+                    f"observer {j} record {k}: v{last_v.get(k, 0)}, last acked v{v}"
+                )
+        for (g, k), s in sent_seq.items():
+            if watches(j, k, n_obs, per) and last_seq.get((g, k), 0) < s:
+                seq_behind += 1
+                seq_missing += s - last_seq.get((g, k), 0)
+                examples.setdefault("seq_behind", []).append(
+                    f"observer {j} record {k}: writer {g} seq {last_seq.get((g, k), 0)}, "
+                    f"last sent {s}"
+                )
+    return behind, missing, seq_behind, seq_missing
 
 
 def _other(rec: dict[str, Any]) -> float | None:
@@ -317,6 +424,14 @@ def _warnings(rec: dict[str, Any]) -> list[str]:
             f"a client process used {cl['max_proc_cpu']:.2f} core: the client may be the "
             "bottleneck (try --procs N)"
         )
+    chk = rec.get("check")
+    if chk is not None and not chk.get("ok", True):
+        w.append(
+            "*** DATA-SYNC CHECK FAILED (a bug in the router under test): "
+            f"{chk['problems']}; examples: {chk['examples']}"
+        )
+    elif chk is not None and chk.get("dups"):
+        w.append(f"observers saw {chk['dups']} duplicate versions: {chk['examples'].get('dups')}")
     other = rec.get("other_busy")
     if other is not None and other > 0.3:
         w.append(f"other processes used {other:.2f} cores during the run: numbers may be low")
@@ -331,6 +446,9 @@ def auto_procs(workload: str, spec: dict[str, Any]) -> int:
         return 2 if int(spec["subscribers"]) >= 100 else 1
     if workload == "connect":
         return 2 if int(spec["sessions"]) >= 1000 else 1
+    if workload == "sync":
+        n = int(spec["writers"]) * int(spec.get("inflight", 1)) + int(spec["observers"])
+        return 2 if n >= 10 else 1
     if workload == "echo":
         return 2 if int(spec["callers"]) * int(spec.get("inflight", 1)) >= 10 else 1
     return 1

@@ -7,6 +7,8 @@ Examples (see bench/README.md for all of them):
     python bench/wampbench.py --rawsocket 127.0.0.1:8091 --serializer msgpack \
         --workload fanout --subscribers 10,100 --window 32 --router-pid 12345
     python bench/wampbench.py --url ws://127.0.0.1:8090/ws --workload connect --sessions 1000
+    python bench/wampbench.py --url ws://127.0.0.1:8090/ws --workload sync --writers 1,10 \
+        --observers 10 --records 100 --op inc --write patch     # needs a sync domain bench.rec.
 
 Each run appends one JSON line to --out and a row to the markdown table printed at
 the end. Every run is bounded: warm-up + duration (+ setup and drain time-outs).
@@ -53,7 +55,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--serializer", default="json", type=_strs, help="json,msgpack,cbor (list)")
     g = p.add_argument_group("rpc / echo")
     g.add_argument("--callers", default=[10], type=_ints, help="callers (list), default 10")
-    g.add_argument("--inflight", default=1, type=int, help="calls in flight per caller")
+    g.add_argument(
+        "--inflight", default=1, type=int, help="calls (sync: writes) in flight per caller (writer)"
+    )
     g.add_argument("--shared", default=[1], type=_ints, help="callees; >1 = invoke=roundrobin")
     g = p.add_argument_group("fanout")
     g.add_argument("--subscribers", default=[10], type=_ints, help="subscribers (list)")
@@ -61,6 +65,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g = p.add_argument_group("connect")
     g.add_argument("--sessions", default=[1000], type=_ints, help="sessions to open (list)")
     g.add_argument("--concurrency", default=100, type=int, help="handshakes in flight per process")
+    g = p.add_argument_group("sync (data-sync records; see bench/README.md)")
+    g.add_argument("--writers", default=[1], type=_ints, help="writer sessions (list), default 1")
+    g.add_argument(
+        "--observers", default=[10], type=_ints, help="observer sessions (list), default 10"
+    )
+    g.add_argument("--records", default=100, type=int, help="records (topics), default 100")
+    g.add_argument(
+        "--per-record", default=0, type=int, help="observers per record (0 = every observer)"
+    )
+    g.add_argument(
+        "--op", default=["inc"], type=_strs, help="inc (x-inc /n) or replace (/f, --payload chars)"
+    )
+    g.add_argument(
+        "--write",
+        default=["patch"],
+        type=_strs,
+        help="patch = CALL sync.patch; publish = PUBLISH {ops} with acknowledge; "
+        "publish-retain = the same with retain (list)",
+    )
+    g.add_argument("--topic-prefix", default="bench.rec.", help="record topics: PREFIX0..")
+    g.add_argument("--api-prefix", default="sync.", help="the router's data-sync API prefix")
     g = p.add_argument_group("run control")
     g.add_argument(
         "--payload", type=int, default=None, help="payload string length (rpc 32, fanout 64)"
@@ -105,10 +130,27 @@ def build_cases(a: argparse.Namespace) -> list[dict[str, Any]]:
             dict(common, subscribers=n, window=a.window, payload=a.payload or 64)
             for n in a.subscribers
         ]
+    elif a.workload == "sync":
+        specs = [
+            dict(
+                common,
+                writers=w,
+                observers=o,
+                records=a.records,
+                per_record=min(a.per_record or o, o),
+                op=op,
+                write=wr,
+                inflight=a.inflight,
+                payload=a.payload or 32,
+                topic_prefix=a.topic_prefix,
+                api_prefix=a.api_prefix,
+            )
+            for wr, op, w, o in itertools.product(a.write, a.op, a.writers, a.observers)
+        ]
     elif a.workload == "connect":
         specs = [dict(common, sessions=n, concurrency=a.concurrency) for n in a.sessions]
     else:
-        specs = [dict(common)]
+        raise ValueError(a.workload)
     sers = a.serializer if a.workload != "echo" else ["json"]
     return [dict(base, serializer=ser, spec=spec) for ser in sers for spec in specs]
 
@@ -134,7 +176,14 @@ def main(argv: list[str] | None = None) -> int:
                 f.write(json.dumps(rec) + "\n")
     if not a.quiet:
         print(markdown_runs(records))
-    return 1 if any(r["status"] == "error" for r in records) else 0
+    failed_checks = [r for r in records if not r.get("check", {}).get("ok", True)]
+    for r in failed_checks:
+        print(
+            f"\n*** DATA-SYNC CHECK FAILED: {r['workload']} {r['params']}:\n"
+            f"***   {r['check']['problems']}\n***   examples: {r['check']['examples']}",
+            file=sys.stderr,
+        )
+    return 1 if failed_checks or any(r["status"] == "error" for r in records) else 0
 
 
 if __name__ == "__main__":

@@ -9,15 +9,15 @@ Life cycle, driven by runner.py:
 
 `connect` has one more exchange with the main process (see ConnectWorkload).
 
-To add a workload (e.g. the planned data-sync one): subclass Workload, implement
-setup/run/teardown, put it in WORKLOADS, and add a driver + parameters in
-runner.py / wampbench.py (see SyncWorkload for the hook).
+To add a workload: subclass Workload, implement setup/run/teardown, put it in
+WORKLOADS, and add a driver + parameters in runner.py / wampbench.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import random
 import struct
 import time
 from collections import deque
@@ -32,7 +32,9 @@ from wampclient import (
     EVENT,
     INVOCATION,
     PUBLISH,
+    PUBLISHED,
     RESULT,
+    SUBSCRIBED,
     YIELD,
     ProtocolError,
     Serializer,
@@ -618,24 +620,352 @@ class EchoWorkload(Workload):
             c.close()
 
 
-# =============================================================================== sync (hook)
+# =============================================================================== sync
+
+SYNC_TOPIC_PREFIX = "bench.rec."  # record topics: bench.rec.0 .. bench.rec.<K-1>
+SYNC_SEED = {"n": 0, "f": ""}  # the value records are seeded with before the run
+SYNC_WRITES = ("patch", "publish", "publish-retain")
+
+
+def sync_ops(op: str, payload: int) -> list[dict[str, Any]]:
+    """The ops of one write: `inc` = an x-inc of a number, `replace` = a string field."""
+    if op == "inc":
+        return [{"op": "x-inc", "path": "/n", "by": 1}]
+    if op == "replace":
+        return [{"op": "replace", "path": "/f", "value": "x" * payload}]
+    raise ValueError(f"unknown sync op {op!r} (inc, replace)")
+
+
+def watches(observer: int, k: int, n_obs: int, per_record: int) -> bool:
+    """Record k is observed by observers k, k+1, ..., k+per_record-1 (mod n_obs)."""
+    return (observer - k) % n_obs < per_record
+
+
+class SyncWriter(Session):
+    """A closed-loop writer: `inflight` writes outstanding, each to a random record.
+
+    Every write carries `cid` = "<send time ns>.<writer>.<seq>", seq counting this
+    writer's writes to that record (1, 2, ...): the router echoes cid in the patch
+    event (data-sync) or passes it through in kwargs (plain publish), so observers
+    measure delivery latency and check that no write of any writer went missing.
+    """
+
+    def __init__(self, wl: SyncWorkload, g: int) -> None:
+        super().__init__()
+        self.wl = wl
+        self.g = g
+        self.st = wl.st
+        self.rng = random.Random(g)  # reproducible record choice per writer
+        self.nrec = wl.nrec
+        self.uris = wl.uris
+        self.ops = wl.ops
+        self.patch = wl.mode == "patch"
+        self.proc = wl.api + "patch"
+        self.opts: dict[str, Any] = {"acknowledge": True}
+        if wl.mode == "publish-retain":
+            self.opts["retain"] = True
+        self.sent: dict[int, tuple[int, int]] = {}  # request -> (send ns, record)
+        self.seq = [0] * wl.nrec
+        self.acked_v: dict[int, int] = {}  # record -> highest version a RESULT gave
+        self.waiters: dict[int, asyncio.Future[Any]] = {}  # setup-time requests
+
+    def start(self) -> None:
+        for _ in range(self.wl.inflight):
+            self.write()
+
+    def write(self) -> None:
+        k = self.rng.randrange(self.nrec)
+        seq = self.seq[k] + 1
+        self.seq[k] = seq
+        req = self.next_req
+        self.next_req = req + 1
+        t = now_ns()
+        self.sent[req] = (t, k)
+        cid = f"{t}.{self.g}.{seq}"
+        assert self.conn is not None
+        if self.patch:
+            self.conn.send([CALL, req, {}, self.proc, [self.uris[k], self.ops], {"cid": cid}])
+        else:
+            self.conn.send(
+                [PUBLISH, req, self.opts, self.uris[k], [], {"ops": self.ops, "cid": cid}]
+            )
+
+    def request(self, msg: list[Any]) -> asyncio.Future[Any]:
+        """Send a CALL/PUBLISH outside the measured loop; resolves to the reply message."""
+        req = self.next_req
+        self.next_req = req + 1
+        msg[1] = req
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.waiters[req] = fut
+        self.send(msg)
+        return fut
+
+    def on_message(self, msg: Any) -> None:
+        code = msg[0]
+        if code == RESULT or code == PUBLISHED:
+            req = msg[1]
+        elif code == ERROR and (msg[1] == CALL or msg[1] == PUBLISH):
+            req = msg[2]
+        else:
+            Session.on_message(self, msg)
+            return
+        fut = self.waiters.pop(req, None)
+        if fut is not None:
+            if not fut.done():
+                fut.set_result(msg)
+            return
+        t = now_ns()
+        sent = self.sent.pop(req, None)
+        if sent is not None:
+            self.answered(msg, t - sent[0], sent[1])
+
+    def answered(self, msg: Any, dt: int, k: int) -> None:
+        st = self.st
+        if msg[0] != ERROR:
+            if msg[0] == RESULT:
+                try:
+                    v = msg[3][0]["v"]
+                except (IndexError, KeyError, TypeError):
+                    v = 0
+                    self.wl.note("bad_result", f"RESULT without v: {msg!r}")
+                if v > self.acked_v.get(k, 0):
+                    self.acked_v[k] = v
+            if st.phase == 1:
+                st.count += 1
+                st.hist.add_ns(dt)
+        else:
+            if st.phase == 1:
+                st.errors += 1
+            self.wl.note("write_errors", f"{msg[4]} {msg[5:]}")
+        if st.phase < 2 and not self.lost:
+            self.write()
+
+
+class SyncObserver(Session):
+    """Subscribed with get_retained to its records; checks versions and writer sequences."""
+
+    def __init__(self, wl: SyncWorkload, j: int) -> None:
+        super().__init__()
+        self.wl = wl
+        self.j = j
+        self.ost = wl.ost
+        self.chk = wl.chk
+        self.sub_req: dict[int, int] = {}  # SUBSCRIBE request -> record
+        self.subs: dict[int, int] = {}  # subscription id -> record
+        self.last_v: dict[int, int] = {}  # record -> last version seen (data-sync)
+        self.epoch: dict[int, Any] = {}
+        self.last_seq: dict[tuple[int, int], int] = {}  # (writer, record) -> last seq seen
+
+    def subscribe_record(self, k: int) -> asyncio.Future[Any]:
+        fut = self.subscribe(self.wl.uris[k], {"get_retained": True})
+        self.sub_req[self.next_req - 1] = k
+        return fut
+
+    def on_message(self, msg: Any) -> None:
+        code = msg[0]
+        if code == EVENT:
+            self.event(msg)
+            return
+        if code == SUBSCRIBED:  # map it now: the retained event may follow in the same read
+            k = self.sub_req.pop(msg[1], None)
+            if k is not None:
+                self.subs[msg[2]] = k
+        Session.on_message(self, msg)
+
+    def event(self, msg: Any) -> None:
+        t = now_ns()
+        wl = self.wl
+        wl.last_event = t
+        k = self.subs.get(msg[1])
+        kw = msg[5] if len(msg) > 5 else None
+        if k is None or not kw:
+            wl.note("unknown_events", f"event of no known subscription or without kwargs: {msg!r}")
+            return
+        v = kw.get("v")
+        if msg[3].get("retained"):
+            self.chk["retained"] += 1
+            if v is not None:  # a record's state {v, epoch, value}
+                self.snapshot(k, v, kw.get("epoch"))
+            return
+        if v is not None:
+            self.version(k, v)
+        elif wl.versioned:
+            wl.note("no_v", f"{wl.uris[k]}: change without v: {kw!r}"[:200])
+        cid = kw.get("cid")
+        if cid is None:  # the seed write
+            return
+        ts, g, seq = cid.split(".")
+        self.sequence(k, int(g), int(seq))
+        ost = self.ost
+        if ost.phase == 1:
+            ost.count += 1
+            ost.hist.add_ns(t - int(ts))
+
+    def snapshot(self, k: int, v: int, epoch: Any) -> None:
+        wl = self.wl
+        if k in self.epoch and self.epoch[k] != epoch:
+            wl.note("epoch_changes", f"{wl.uris[k]}: epoch {self.epoch[k]} -> {epoch}")
+        self.epoch[k] = epoch
+        last = self.last_v.get(k)
+        if last is None or v > last:
+            self.last_v[k] = v
+        elif v < last:
+            wl.note("stale_snapshots", f"{wl.uris[k]}: snapshot v{v} after v{last}")
+
+    def version(self, k: int, v: int) -> None:
+        """A data-sync change: versions must be contiguous."""
+        last = self.last_v.get(k)
+        if last is not None and v == last + 1:
+            self.last_v[k] = v
+            return
+        wl = self.wl
+        if last is None:
+            wl.note("change_before_snapshot", f"{wl.uris[k]}: change v{v} before its snapshot")
+            self.last_v[k] = v
+        elif v <= last:
+            wl.note("dups", f"observer {self.j} {wl.uris[k]}: v{v} again after v{last}")
+        else:
+            self.chk["missing_versions"] += v - last - 1
+            wl.note("gaps", f"observer {self.j} {wl.uris[k]}: v{v} after v{last}")
+            self.last_v[k] = v
+
+    def sequence(self, k: int, g: int, seq: int) -> None:
+        """Writer g's writes to record k arrive in order, none missing."""
+        key = (g, k)
+        last = self.last_seq.get(key, 0)
+        if seq == last + 1:
+            self.last_seq[key] = seq
+            return
+        wl = self.wl
+        if seq <= last:
+            wl.note(
+                "seq_dups", f"observer {self.j} {wl.uris[k]}: writer {g} seq {seq} after {last}"
+            )
+        else:
+            self.chk["seq_missing"] += seq - last - 1
+            wl.note(
+                "seq_gaps", f"observer {self.j} {wl.uris[k]}: writer {g} seq {seq} after {last}"
+            )
+            self.last_seq[key] = seq
 
 
 class SyncWorkload(Workload):
-    """Hook for the planned data-sync workload (not implemented yet).
+    """Data-sync: W writers in a closed loop on K records, O observers (get_retained).
 
-    Intended shape: W writers updating K records (acknowledged writes), O observers
-    per record; measure acknowledged writes/s, deliveries/s and delivery latency,
-    as in the deepstream.io anchor of shared/research/performance.md.
+    spec: writers, observers, records (100), per_record (observers per record; 0 = all),
+    op (inc | replace), payload (replace: string length), inflight (per writer),
+    write: `patch` = CALL <api>patch(uri, ops) (result {v, rebased}); `publish` =
+    PUBLISH uri kwargs {ops, cid} with acknowledge; `publish-retain` = the same with
+    retain: true (the baselines without data-sync: the same topics, payload, observers).
+    Writers and observers are dealt round-robin over the client processes; worker 0
+    seeds every record first (sync.set, or a publication of {value} with the run's
+    publish options) so records exist and observers start from a snapshot. Throughput = acknowledged writes/s, latency = write round
+    trip (CALL -> RESULT, PUBLISH -> PUBLISHED); `obs` = deliveries (write sent ->
+    event received at each observer). Checks: contiguous versions per observer and
+    record (data-sync), contiguous per-writer sequences per observer and record (all
+    modes), and after the drain every observer at the last acknowledged version.
     """
 
     async def setup(self) -> dict[str, Any]:
-        raise Skip(
-            "data-sync workload is not implemented yet (hook: bench/workloads.py SyncWorkload)"
-        )
+        ctx, spec = self.ctx, self.spec
+        self.mode = str(spec.get("write", "patch"))
+        if self.mode not in SYNC_WRITES:
+            raise ValueError(f"unknown write mode {self.mode!r} ({', '.join(SYNC_WRITES)})")
+        self.nrec = int(spec.get("records", 100))
+        prefix = str(spec.get("topic_prefix") or SYNC_TOPIC_PREFIX)
+        self.uris = [f"{prefix}{k}" for k in range(self.nrec)]
+        self.api = str(spec.get("api_prefix") or "sync.")
+        self.ops = sync_ops(str(spec.get("op", "inc")), int(spec.get("payload") or 32))
+        self.inflight = int(spec.get("inflight", 1))
+        self.versioned = self.mode == "patch"
+        n_w, n_o = int(spec["writers"]), int(spec["observers"])
+        per = int(spec.get("per_record") or n_o)
+        self.ost = State()
+        self.chk: dict[str, int] = {"retained": 0, "missing_versions": 0, "seq_missing": 0}
+        self.examples: dict[str, list[str]] = {}
+        self.last_event = now_ns()
+        self.writers = [SyncWriter(self, g) for g in range(n_w) if g % ctx.nworkers == ctx.index]
+        self.observers = [
+            SyncObserver(self, j) for j in range(n_o) if j % ctx.nworkers == ctx.index
+        ]
+        await open_sessions(ctx, [*self.writers, *self.observers])
+        self.sessions.extend([*self.writers, *self.observers])
+        if ctx.index == 0 and self.writers:
+            await self._seed(self.writers[0])
+        futs = [
+            o.subscribe_record(k)
+            for o in self.observers
+            for k in range(self.nrec)
+            if watches(o.j, k, n_o, per)
+        ]
+        await asyncio.gather(*(asyncio.wait_for(f, 30) for f in futs))
+        return {
+            "writers": len(self.writers),
+            "observers": len(self.observers),
+            "subscriptions": len(futs),
+        }
 
-    async def run(self, times: Times) -> dict[str, Any]:  # pragma: no cover
-        raise NotImplementedError
+    async def _seed(self, w: SyncWriter) -> None:
+        if self.mode == "patch":
+            msgs = [[CALL, 0, {}, self.api + "set", [u, SYNC_SEED]] for u in self.uris]
+        else:  # a whole-value write on a record topic, a plain (retained) event elsewhere
+            opts: dict[str, Any] = {"acknowledge": True}
+            if self.mode == "publish-retain":
+                opts["retain"] = True
+            msgs = [[PUBLISH, 0, opts, u, [], {"value": SYNC_SEED}] for u in self.uris]
+        replies = await asyncio.wait_for(asyncio.gather(*(w.request(m) for m in msgs)), 30)
+        for r in replies:
+            if r[0] == ERROR:
+                err = f"{r[4]} {r[5:] if len(r) > 5 else ''}"
+                if self.mode == "patch" and r[4] in (
+                    "wamp.error.no_such_procedure",
+                    f"{self.api}error.not_managed",
+                ):
+                    raise Skip(f"the router has no data-sync domain for {self.uris[0]}: {err}")
+                raise ProtocolError(f"seeding the records failed: {err}")
+
+    def note(self, what: str, example: str) -> None:
+        """Count an anomaly (a check failure) and keep the first few examples."""
+        self.chk[what] = self.chk.get(what, 0) + 1
+        ex = self.examples.setdefault(what, [])
+        if len(ex) < 3:
+            ex.append(example)
+
+    async def run(self, times: Times) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+
+        def start() -> None:
+            for w in self.writers:
+                w.start()
+
+        loop.call_later(max(0.0, (times.meas - now_ns()) / 1e9), self.ost.begin)
+        loop.call_later(max(0.0, (times.end - now_ns()) / 1e9), self.ost.finish)
+        await schedule(times, self.st, start)
+        self.ost.finish()
+        # drain: the writers' last answers, then the observers' last events (quiet for 0.3 s)
+        await wait_until(lambda: all(not w.sent or w.lost for w in self.writers), 3.0)
+        await wait_until(
+            lambda: now_ns() - max(self.last_event, times.end + 200_000_000) > 300_000_000, 5.0
+        )
+        res = self.st.result()
+        res["obs"] = self.ost.result()
+        acked_v: dict[int, int] = {}
+        for w in self.writers:
+            for k, v in w.acked_v.items():
+                acked_v[k] = max(v, acked_v.get(k, 0))
+        res["check"] = {
+            "counts": dict(self.chk),
+            "examples": self.examples,
+            "unacked": sum(len(w.sent) for w in self.writers),
+            "lost_sessions": sum(1 for s in self.sessions if s.lost),
+            "acked_v": acked_v,
+            # per (writer, record): the last seq sent, when every write of the writer was answered
+            "sent_seq": {
+                (w.g, k): s for w in self.writers if not w.sent for k, s in enumerate(w.seq) if s
+            },
+            "obs": [{"j": o.j, "last_v": o.last_v, "last_seq": o.last_seq} for o in self.observers],
+        }
+        return res
 
 
 WORKLOADS: dict[str, type[Workload]] = {

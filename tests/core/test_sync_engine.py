@@ -390,3 +390,11 @@ def test_a_stale_write_that_no_longer_applies_is_a_conflict(h: Harness) -> None:
     # without base it is just an invalid patch
     err = c.error("sync.patch", R, [{"op": "replace", "path": "/a", "value": 5}])
     assert err.error == "sync.error.invalid_patch" and err.kwargs["index"] == 0
+
+
+def test_published_carries_the_id_of_the_writers_own_event(h: Harness) -> None:
+    c = Client(h)
+    c.subscribe(R)
+    event, published = c.publish(R, {"exclude_me": False}, value={"a": 1})
+    assert isinstance(event, Event) and isinstance(published, Published)
+    assert event.publication == published.publication

@@ -233,10 +233,12 @@ class Broker:
 
     def publish_internal(self, topic: str, args: list[Any] | None,
                          kwargs: dict[str, Any] | None = None, skip: int = 0,
-                         identity: dict[str, Any] | None = None) -> list[Effect]:
+                         identity: dict[str, Any] | None = None,
+                         publication: int = 0) -> list[Effect]:
         """A publication by the router itself (meta events, data-sync patch events;
-        ``skip``: a connection not to deliver to)."""
-        publication = global_id(self._rng)
+        ``skip``: a connection not to deliver to; ``publication``: its id, if the
+        caller already drew one)."""
+        publication = publication or global_id(self._rng)
         effects = self._fan_out(topic, publication, args, kwargs, None, skip, identity)
         if self.cluster is not None:
             effects.append(self._forward(topic, publication, args, kwargs, {}, 0, identity,

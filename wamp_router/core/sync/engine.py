@@ -41,8 +41,9 @@ if TYPE_CHECKING:
 Gate = Callable[..., list[Effect]]
 # allowed_now(session, action, uri) -> bool: a decision that cannot wait
 AllowedNow = Callable[["Session", str, str], bool]
-# fan_out(topic, args, kwargs, skip_conn, identity) -> effects
-FanOut = Callable[[str, list[Any], dict[str, Any], int, dict[str, Any] | None], list[Effect]]
+# fan_out(topic, args, kwargs, skip_conn, identity, publication id) -> effects
+FanOut = Callable[[str, list[Any], dict[str, Any], int, dict[str, Any] | None, int],
+                  list[Effect]]
 OpenStore = Callable[[SyncDomain], RecordStore]
 
 _FILTER_KEYS = ("exclude", "exclude_authid", "exclude_authrole",
@@ -529,9 +530,9 @@ class SyncEngine:
             rec.v, rec.value, rec.deleted = patch.v, q.write.row.value, patch.deleted
             if rec.pending and rec.pending[0] is patch:
                 rec.pending.pop(0)
-            publication = global_id(self._rng)
+            publication = global_id(self._rng)  # the event's id, also in PUBLISHED
             effects.extend(self._fan_out(rec.uri, [], self._event(patch, rec.domain), q.skip,
-                                         q.identity))
+                                         q.identity, publication))
             effects.extend(q.reply(publication))
         return effects
 
