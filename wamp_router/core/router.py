@@ -264,6 +264,15 @@ class Router:
         effects.extend(self._abort(session, reason, message))
         return effects
 
+    def _new_session_id(self, realm: Realm) -> int:
+        """A random id (global scope) no session of the realm has, here or, in a
+        cluster, on the other nodes this node knows of."""
+        while True:
+            sid = global_id(self._rng)
+            if sid not in realm.sessions and (realm.remote is None
+                                              or sid not in realm.remote.sessions):
+                return sid
+
     # -- cluster -------------------------------------------------------------
     def _cluster_realm(self, realm: Realm) -> None:
         realm.broker.cluster = realm.name
@@ -431,7 +440,7 @@ class Router:
                 f"none of the offered authmethods {offered} is accepted for realm "
                 f"{realm.name!r} on this listener (accepted: {names})",
             )
-        session.session_id = global_id(self._rng)
+        session.session_id = self._new_session_id(realm)
         session.realm_name = realm.name
         session.authid = msg.details.get("authid") or ""  # as requested, until WELCOME
         session.set_roles(msg.details["roles"])
@@ -570,7 +579,7 @@ class Router:
         session = self.conns[conn]
         if realm not in self.realms:
             return self._abort(session, NO_SUCH_REALM, f"no realm {realm!r} on this router")
-        session.session_id = global_id(self._rng)
+        session.session_id = self._new_session_id(self.realms[realm])
         session.realm_name = realm
         session.set_roles({"caller": {}, "publisher": {}})
         return self._welcome(session, Accept(authid, authrole, authmethod, "static"))
