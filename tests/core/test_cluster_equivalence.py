@@ -150,8 +150,10 @@ class World:
                 self.apply(other, self.routers[other].remote_publication(
                     e.realm, e.envelope, kind))
 
+    auto_answer = True  # callees answer every INVOCATION at once
+
     def _deliver(self, client: int, msg: Message) -> None:
-        if isinstance(msg, Invocation):  # every callee answers at once: who it is, the args
+        if self.auto_answer and isinstance(msg, Invocation):  # who it is, and the args
             self.send(client, Yield(msg.request, {}, [client, *(msg.args or [])]))
             return
         self.inbox[client].append(msg)

@@ -64,6 +64,12 @@ class ClusterDriver(Protocol):
 
     def node_gone(self, node: str, dead: bool = False) -> None: ...
 
+    def relay_failed(self, effect: Relay, uri: str, why: str) -> None: ...
+
+    def isolate(self) -> None: ...
+
+    def fence(self) -> None: ...
+
     def advertisements(self) -> list[Advertise]: ...
 
 # KEYS[1] nodes zset; ARGV: node id, ttl ms. Returns 1 when the node was not
@@ -87,6 +93,9 @@ for _, node in ipairs(dead) do
 end
 return dead
 """
+
+
+_DELTAS = frozenset({"pat+", "pat-", "reg+", "reg-", "sess+", "sess-", "test"})
 
 
 def _pack(obj: Any) -> bytes:
@@ -132,6 +141,8 @@ class RedisBackplane:
         self._services: list[ClientService] = []
         self._beat: task.LoopingCall | None = None
         self._synced = False  # interest asserted and caches loaded since the last connect
+        # nodes whose directory is being (re)loaded: their deltas wait for the snapshot
+        self._loading: dict[str, list[list[Any]]] = {}
 
     # -- channels --------------------------------------------------------------
     def _topic_channel(self, realm: str, topic: str) -> str:
@@ -204,9 +215,10 @@ class RedisBackplane:
         if proto is self.cmd:
             self.cmd = None
         self._synced = False
-        for node in sorted(self.known):  # isolated: calls to other nodes fail now
-            self.driver.node_gone(node)
-        self.known.clear()
+        self._loading.clear()
+        if self.known or was_up:
+            self.known.clear()
+            self.driver.isolate()  # calls to other nodes fail now
         if was_up:
             self.counters["reconnects"] += 1
             log.warn("cluster backplane: lost the connection to Redis at {host}:{port}; "
@@ -294,10 +306,20 @@ class RedisBackplane:
             order = {"sess+": 0, "test": 1, "reg+": 2}
             for realm, op, entry in sorted(entries, key=lambda e: order.get(e[1], 3)):
                 self.driver.remote_directory(realm, node, op, entry)
+            # the changes announced while the snapshot was read: they may be newer than
+            # it (another connection), and replaying older ones is harmless (idempotent)
+            for msg in self._loading.pop(node, []):
+                self._apply_delta(msg)
 
+        # deltas of this node wait until its snapshot is in (see got_directory)
+        self._loading.setdefault(node, [])
         d1 = self.cmd.command("SMEMBERS", f"{self.config.prefix}pat:{node}").addCallback(got)
+        def failed(failure: Any) -> None:
+            self._loading.pop(node, None)
+            self._failed(failure, "directory")
+
         self.cmd.command("HGETALL", f"{self.config.prefix}dir:{node}").addCallbacks(
-            got_directory, self._failed, errbackArgs=("directory",))
+            got_directory, failed)
         return d1
 
     def _load_retained(self, flat: list[bytes], realm: str) -> None:
@@ -338,9 +360,8 @@ class RedisBackplane:
             return
 
         def beat(new: int) -> None:
-            if new:  # we were declared dead (a pause longer than node_ttl): re-assert
-                log.warn("cluster backplane: this node had been declared dead; re-joining")
-                self._assert_patterns()
+            if new:  # we were declared dead (a pause longer than node_ttl)
+                self._fenced()
 
         cmd.command("EVAL", _BEAT, 1, self.k_nodes, self.node_id,
                     int(self.config.node_ttl * 1000)).addCallbacks(
@@ -361,13 +382,25 @@ class RedisBackplane:
             log.warn("cluster backplane: node {node} stopped renewing its liveness; removed "
                      "its subscriptions from the cluster", node=node)
 
+    def _fenced(self) -> None:
+        """The cluster declared this node dead while it was alive: the others ended
+        its sessions; end them here too and join again as if reconnected."""
+        log.warn("cluster backplane: the cluster declared this node dead (it was silent "
+                 "for more than node_ttl); closing its sessions and joining again")
+        self.known.clear()
+        self._loading.clear()
+        self.driver.fence()
+        if self.cmd is not None and self.sub is not None:
+            self._synced = False
+            self._sync()
+
     def _node_down(self, node: str, dead: bool = False) -> None:
         self._forget(node)
         log.info("cluster backplane: node {node} left the cluster{how}", node=node,
                  how=" (declared dead here: its sessions' testaments fire here)" if dead else "")
-        if node in self.known:
-            self.known.discard(node)
-            self.driver.node_gone(node, dead)
+        self.known.discard(node)
+        self._loading.pop(node, None)
+        self.driver.node_gone(node, dead)  # also for a node that only ever called here
 
     def _failed(self, failure: Any, what: str) -> None:
         if failure.check(RedisError) and not self.up:
@@ -386,7 +419,7 @@ class RedisBackplane:
         topic = env["t"]
         try:
             exact = _pack(["exact", realm, env, self.node_id])
-        except (TypeError, ValueError) as exc:
+        except Exception as exc:  # a payload msgpack cannot carry (a CBOR bignum, a date)
             log.warn("cluster backplane: cannot forward a publication to {topic}: {exc}",
                      topic=topic, exc=exc)
             self.counters["dropped"] += 1
@@ -418,14 +451,18 @@ class RedisBackplane:
     def relay(self, effect: Relay) -> None:
         """A piece of a call for another node's inbox."""
         cmd = self.cmd
-        if cmd is None:  # isolated: the calls to other nodes were failed already
+        if cmd is None or not self._synced:
             self.counters["dropped"] += 1
+            self.driver.relay_failed(effect, "wamp.error.unavailable",
+                                     "this router node cannot reach the cluster now")
             return
         try:
             data = _pack(["rpc", effect.realm, effect.payload, self.node_id])
-        except (TypeError, ValueError) as exc:
-            log.warn("cluster backplane: cannot relay a call: {exc}", exc=exc)
+        except Exception as exc:  # a payload msgpack cannot carry (a CBOR bignum, a date)
             self.counters["dropped"] += 1
+            self.driver.relay_failed(effect, "wamp.error.invalid_argument",
+                                     f"the payload cannot be carried to another router "
+                                     f"node: {exc}")
             return
         cmd.command("PUBLISH", f"{self.config.prefix}n:{effect.node}", data).addErrback(
             self._failed, "PUBLISH")
@@ -493,6 +530,8 @@ class RedisBackplane:
         kind, realm, env, sender = msg
         if sender == self.node_id:
             return  # our own publication: delivered locally already
+        if kind == "rpc" and not self._synced:
+            return  # isolated or rejoining: calls between nodes were failed on both sides
         self.counters["received"] += 1
         if kind == "rpc":
             self.driver.remote_rpc(realm, sender, env)
@@ -502,15 +541,25 @@ class RedisBackplane:
     def _control(self, msg: list[Any]) -> None:
         op, node = msg[0], msg[1]
         if node == self.node_id:
+            if op == "down" and len(msg) > 2 and self._synced:
+                self._fenced()  # another node declared this one dead
             return
+        if op in _DELTAS and node in self._loading:
+            self._loading[node].append(msg)
+            return
+        if op == "down":  # from the reaper (msg[2]: the node that declared it dead)
+            self._node_down(node, dead=len(msg) > 2 and msg[2] == self.node_id)
+        elif op == "reload" and self.cmd is not None:
+            self._load_node(node).addErrback(self._failed, "reload")
+        elif op in _DELTAS:
+            self._apply_delta(msg)
+
+    def _apply_delta(self, msg: list[Any]) -> None:
+        op, node = msg[0], msg[1]
         if op == "pat+":
             self._remember(node, (msg[2], msg[3], msg[4]))
         elif op == "pat-":
             self._forget(node, (msg[2], msg[3], msg[4]))
-        elif op == "down":  # from the reaper (msg[2]: the node that declared it dead)
-            self._node_down(node, dead=len(msg) > 2 and msg[2] == self.node_id)
-        elif op in ("reg+", "reg-", "sess+", "sess-", "test"):
+        else:
             self.known.add(node)
             self.driver.remote_directory(msg[2], node, op, msg[3])
-        elif op == "reload" and self.cmd is not None:
-            self._load_node(node).addErrback(self._failed, "reload")

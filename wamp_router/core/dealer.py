@@ -162,7 +162,7 @@ class Dealer:
 
     # -- callees on other nodes of a cluster ---------------------------------
     def register_proxy(self, proxy: Session, procedure: str, match: str, invoke: str,
-                       concurrency: int, now: float) -> bool:
+                       concurrency: int, now: float, forward_timeout: bool = False) -> bool:
         """A callee on another node (``proxy`` stands for it): it takes part in
         this node's callee choice. No REGISTERED and no meta events (its own node
         sends those). False when it conflicts with what is registered here."""
@@ -175,7 +175,7 @@ class Dealer:
             return False
         if any(c.session is proxy for c in reg.callees):
             return True
-        reg.callees.append(Callee(proxy, concurrency))
+        reg.callees.append(Callee(proxy, concurrency, forward_timeout))
         proxy.add_registration(reg.id)
         return True
 

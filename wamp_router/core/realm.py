@@ -127,10 +127,16 @@ class Realm:
     def leave(self, session: Session) -> list[Effect]:
         self.sessions.pop(session.session_id, None)
         effects = release(session) if session.authz is not None else []
+        gone: list[tuple[str, str]] = []
         if self.remote is not None and session.registrations:
             effects.extend(self._advertise_leave(session))
+            gone = [(r.procedure, r.match) for r in map(self.dealer.registration,
+                                                         session.registrations) if r]
         effects.extend(self.broker.session_left(session))
         effects.extend(self.dealer.session_left(session))
+        for procedure, match in gone:
+            if self.remote is not None and self.dealer.get_exact(procedure, match) is None:
+                self.remote.local_gone(procedure, match, self._now)
         effects.extend(self._testaments(session))
         effects.extend(self.emit("wamp.session.on_leave",
                                  [session.session_id, session.authid, session.authrole]))
@@ -359,7 +365,8 @@ class Realm:
             assert reg is not None
             callee = next(c for c in reg.callees if c.session is session)
             effects.append(self.remote.advertise("reg+", self.remote.entry(
-                session, reg.procedure, reg.match, reg.invoke, callee.concurrency)))
+                session, reg.procedure, reg.match, reg.invoke, callee.concurrency,
+                callee.forward_timeout)))
         return effects
 
     def _unregister(self, session: Session, msg: Unregister, now: float) -> list[Effect]:
@@ -368,6 +375,8 @@ class Realm:
         if self.remote is not None and reg is not None:
             effects.append(self.remote.advertise("reg-", self.remote.entry(
                 session, reg.procedure, reg.match, reg.invoke, 0)))
+            if self.dealer.get_exact(reg.procedure, reg.match) is None:
+                self.remote.local_gone(reg.procedure, reg.match, now)
         return effects
 
     def _advertise_leave(self, session: Session) -> list[Effect]:

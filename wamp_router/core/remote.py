@@ -51,6 +51,10 @@ class RemoteRpc:
         self.links: dict[str, Session] = {}  # node -> the stand-in for its callers
         self._link_node: dict[int, str] = {}  # link conn -> node
         self._fwd_ids = SequentialIds()
+        self._sent: set[tuple[int, int]] = set()  # (proxy conn, invocation) relayed once
+        # registrations of other nodes refused here (a "single" both took at once):
+        # retried when the local one goes away
+        self._rejected: dict[tuple[str, int, str, str], dict[str, Any]] = {}
         # sessions of other nodes: id -> (node, session details, testaments)
         self.sessions: dict[int, tuple[str, dict[str, Any], dict[str, Any] | None]] = {}
         self._forwards: dict[tuple[str, int, int], int] = {}  # (node, proxy conn, inv) -> fwd
@@ -59,12 +63,17 @@ class RemoteRpc:
     def conns(self) -> list[int]:
         return [*self.proxies, *self._link_node]
 
+    def nodes(self) -> set[str]:
+        """The other nodes this realm has proxies or a link for."""
+        return {p.node for p in self.proxies.values()} | set(self.links) | {
+            owner for owner, _, _ in self.sessions.values()}
+
     # -- the directory: callees on other nodes ----------------------------------
     @staticmethod
     def entry(session: Session, procedure: str, match: str, invoke: str,
-              concurrency: int) -> dict[str, Any]:
+              concurrency: int, forward_timeout: bool = False) -> dict[str, Any]:
         return {"proc": procedure, "match": match, "invoke": invoke, "conc": concurrency,
-                "sid": session.session_id, "authid": session.authid,
+                "ft": forward_timeout, "sid": session.session_id, "authid": session.authid,
                 "authrole": session.authrole, "features": sorted(session.callee_features)}
 
     def advertise(self, op: str, entry: dict[str, Any]) -> Advertise:
@@ -107,10 +116,24 @@ class RemoteRpc:
             self.proxies[conn] = Proxy(node, session)
             self._proxy_of[key] = conn
         proxy = self.proxies[conn].session
-        return self.dealer.register_proxy(proxy, entry["proc"], entry["match"],
-                                          entry["invoke"], int(entry.get("conc", 0)), now)
+        ok = self.dealer.register_proxy(proxy, entry["proc"], entry["match"], entry["invoke"],
+                                        int(entry.get("conc", 0)), now,
+                                        entry.get("ft") is True)
+        if not ok:
+            self._rejected[(node, entry["sid"], entry["proc"], entry["match"])] = entry
+            self._maybe_drop(conn)
+        return ok
+
+    def local_gone(self, procedure: str, match: str, now: float) -> None:
+        """A local registration went away: another node's registration of the same
+        procedure that was refused here (both took a "single" at once) now counts."""
+        for key, entry in list(self._rejected.items()):
+            if key[2] == procedure and key[3] == match:
+                del self._rejected[key]
+                self.remote_registered(key[0], entry, now)
 
     def remote_unregistered(self, node: str, entry: dict[str, Any]) -> list[Effect]:
+        self._rejected.pop((node, entry["sid"], entry["proc"], entry["match"]), None)
         conn = self._proxy_of.get((node, entry["sid"]))
         if conn is None:
             return []
@@ -145,7 +168,9 @@ class RemoteRpc:
             if dead:
                 effects.extend(self.realm.orphan_left(info, testaments))
         for conn in [c for c, p in self.proxies.items() if p.node == node]:
+            self._sent = {k for k in self._sent if k[0] != conn}
             effects.extend(self._drop_proxy(conn, NODE_LOST))
+        self._rejected = {k: v for k, v in self._rejected.items() if k[0] != node}
         link = self.links.pop(node, None)
         if link is not None:
             del self._link_node[link.conn]
@@ -173,8 +198,11 @@ class RemoteRpc:
             if type(msg) is Invocation:
                 p = self.dealer.calls.by_invocation(conn, msg.request)
                 procedure = p.call.procedure if p is not None else ""
+                key = (conn, msg.request)
+                op = "chunk" if key in self._sent else "inv"  # chunk: of a progressive call
+                self._sent.add(key)
                 return [Relay(proxy.node, self.realm.name, {
-                    "op": "inv", "s": sid, "c": conn, "i": msg.request, "proc": procedure,
+                    "op": op, "s": sid, "c": conn, "i": msg.request, "proc": procedure,
                     "d": msg.details, "a": msg.args, "k": msg.kwargs})]
             if type(msg) is Interrupt:
                 return [Relay(proxy.node, self.realm.name, {
@@ -200,6 +228,20 @@ class RemoteRpc:
                                                   "a": msg.args, "k": msg.kwargs})]
         return []
 
+    def relay_failed(self, node: str, payload: dict[str, Any], uri: str,
+                     why: str) -> list[Effect]:
+        """The backplane could not send ``payload`` to ``node``: the call it belongs
+        to ends with an ERROR instead of hanging."""
+        op = payload.get("op")
+        if op == "inv":
+            self._sent.discard((payload["c"], payload["i"]))
+            return self.dealer.undeliverable(payload["c"], payload["i"], 0, uri, why)
+        if op == "res" and payload.get("e") is None:
+            return [Relay(node, self.realm.name, {"op": "err", "c": payload["c"],
+                                                  "i": payload["i"], "e": uri, "d": {},
+                                                  "a": [why], "k": None})]
+        return []
+
     def _forget(self, link_conn: int, fwd: int) -> None:
         key = self._origin.pop((link_conn, fwd), None)
         if key is not None:
@@ -212,8 +254,11 @@ class RemoteRpc:
             proxy = self.proxies.get(payload["c"])
             if proxy is None or proxy.node != node:
                 return []
+            final = op == "err" or not (payload.get("d") or {}).get("progress")
+            if final:
+                self._sent.discard((payload["c"], payload["i"]))
             if op == "res":
-                options = {"progress": True} if payload.get("d", {}).get("progress") else {}
+                options = {} if final else {"progress": True}
                 effects = self.dealer.yield_(proxy.session, Yield(
                     payload["i"], options, payload.get("a"), payload.get("k")), now)
             else:
@@ -222,7 +267,7 @@ class RemoteRpc:
                     payload.get("a"), payload.get("k")), now)
             self._maybe_drop(payload["c"])
             return effects
-        if op == "inv":
+        if op in ("inv", "chunk"):
             return self._invocation(node, payload, now)
         if op == "kill":
             target = self.realm.sessions.get(payload["sid"])
@@ -243,12 +288,16 @@ class RemoteRpc:
         key = (node, payload["c"], payload["i"])
         details = payload.get("d") or {}
         fwd = self._forwards.get(key)
-        if fwd is not None:  # the next chunk of a progressive call invocation
+        if payload["op"] == "chunk":  # the next chunk of a progressive call invocation
+            if fwd is None:
+                return []  # its call is over: discarded, as on one router
             from .messages import Call
 
             chunk = Call(fwd, {"progress": details.get("progress") is True},
                          payload.get("proc", ""), payload.get("a"), payload.get("k"))
             return self.dealer.call(link, chunk, now, False)
+        if fwd is not None:
+            return []  # a duplicate
         callee = self.realm.sessions.get(payload["s"])
         fwd = self._fwd_ids.next()
         self._forwards[key] = fwd

@@ -320,6 +320,33 @@ class Router:
                 effects.extend(realm.remote.node_gone(node, dead))
         return effects
 
+    def relay_failed(self, realm: str, node: str, payload: dict[str, Any], uri: str,
+                     why: str) -> list[Effect]:
+        r = self.realms.get(realm)
+        if r is None or r.remote is None:
+            return []
+        return r.remote.relay_failed(node, payload, uri, why)
+
+    def isolate(self) -> list[Effect]:
+        """This node lost the cluster (Redis unreachable): every other node is gone
+        for it (calls to them fail now, calls from them are interrupted)."""
+        effects: list[Effect] = []
+        for realm in self.realms.values():
+            if realm.remote is not None:
+                for node in sorted(realm.remote.nodes()):
+                    effects.extend(realm.remote.node_gone(node))
+        return effects
+
+    def fence(self) -> list[Effect]:
+        """The cluster declared this node dead while it was alive (a long pause): the
+        other nodes already ended its sessions (and fired their testaments), so it
+        ends them too, without firing the testaments again; clients reconnect."""
+        effects = self.isolate()
+        for session in self.conns.values():
+            session.testaments = None
+        effects.extend(self.shutdown())
+        return effects
+
     def advertisements(self) -> list[Effect]:
         """Every local callee, for a backplane that (re)connects."""
         out: list[Effect] = []
@@ -331,7 +358,8 @@ class Router:
                 for c in reg.callees:
                     if c.session.conn > 0:
                         out.append(remote.advertise("reg+", remote.entry(
-                            c.session, reg.procedure, reg.match, reg.invoke, c.concurrency)))
+                            c.session, reg.procedure, reg.match, reg.invoke, c.concurrency,
+                            c.forward_timeout)))
             for s in realm.sessions.values():
                 out.append(remote.advertise("sess+", session_info(s)))
                 if s.testaments:

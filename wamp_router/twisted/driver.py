@@ -267,6 +267,19 @@ class Driver:
         self._cluster_input(lambda: self.router.remote_directory(realm, node, op, entry,
                                                                  self._clock()), "a registration")
 
+    def relay_failed(self, effect: Relay, uri: str, why: str) -> None:
+        self._cluster_input(lambda: self.router.relay_failed(effect.realm, effect.node,
+                                                             effect.payload, uri, why),
+                            "a call that could not be relayed")
+
+    def isolate(self) -> None:
+        self._cluster_input(self.router.isolate, "the loss of the cluster")
+
+    def fence(self) -> None:
+        self._cluster_input(self.router.fence, "a fence")
+        if self.router.journal:
+            self.log_journal()
+
     def node_gone(self, node: str, dead: bool = False) -> None:
         self._cluster_input(lambda: self.router.node_gone(node, dead), "a node leaving")
 

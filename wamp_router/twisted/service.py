@@ -131,15 +131,24 @@ class RouterNode:
 
     @defer.inlineCallbacks
     def start(self) -> Any:
-        for listener in self.config.listeners:
-            yield self._listen(listener)
-        if self.config.metrics is not None:
-            yield self._start_metrics(self.config.metrics)
         if self.backplane is not None:
+            # join the cluster before taking clients: what they do must reach the others
             self.backplane.start()
             log.info("cluster backplane redis={host}:{port} node={node}",
                      host=self.backplane.config.host, port=self.backplane.config.port,
                      node=self.backplane.node_id)
+            waited = 0.0
+            limit = max(5.0, 2 * self.backplane.config.node_ttl)
+            while not self.backplane.up and waited < limit:
+                yield task.deferLater(self.reactor, 0.05, lambda: None)
+                waited += 0.05
+            if not self.backplane.up:
+                log.warn("cluster backplane: Redis not reachable after {s:.0f} s; serving "
+                         "local traffic until it is", s=limit)
+        for listener in self.config.listeners:
+            yield self._listen(listener)
+        if self.config.metrics is not None:
+            yield self._start_metrics(self.config.metrics)
         realms = ",".join(r.name for r in self.config.realms)
         log.info("router started config={source} realms={realms}",
                  source=self.config.source, realms=realms)

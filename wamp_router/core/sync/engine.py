@@ -613,7 +613,8 @@ class SyncEngine:
         if disclose:
             identity = {"publisher": session.session_id, "publisher_authid": session.authid,
                         "publisher_authrole": session.authrole}
-        rebased = body.base is not None and body.base != rec.hv
+        rebased = (body.base is not None and body.base != rec.hv
+                   and domain.config.conflict == "rebase")
         conn, request = session.conn, msg.request
 
         def reply(publication: int) -> list[Effect]:
@@ -622,8 +623,8 @@ class SyncEngine:
         def fail(err: WampError) -> list[Effect]:
             return [Send(conn, Error(Call.TYPE, request, {}, err.uri, err.args_, err.kwargs))]
 
-        def unchanged(r: Rec) -> list[Effect]:
-            return [Send(conn, Result(request, {}, [{"v": r.hv, "rebased": rebased,
+        def unchanged(r: Rec) -> list[Effect]:  # the committed version: no client sees more
+            return [Send(conn, Result(request, {}, [{"v": r.v, "rebased": rebased,
                                                      "unchanged": True}]))]
 
         return self._write(session, rec, body, now, reply, fail, 0, identity, on_noop=unchanged)
