@@ -682,3 +682,35 @@ def test_cancel_across_nodes(cluster: Any) -> None:
             await close(callee, caller)
 
     run(main())
+
+
+def test_a_paused_node_declared_dead_fences_itself_and_rejoins() -> None:
+    with redis_server() as redis, ExitStack() as stack:
+        a, b = start_node(stack, redis), start_node(stack, redis)
+
+        async def main() -> None:
+            sleeper = await join(b.ws_url)
+            watcher = await join(a.ws_url)
+            inbox = Inbox()
+            await subscribe(watcher, inbox, "gone", "com.x8.gone")
+            await sleeper.call("wamp.session.add_testament", "com.x8.gone", ["once"], {})
+            await asyncio.sleep(0.3)
+            os.kill(b.proc.pid, signal.SIGSTOP)  # silent for longer than node_ttl (1.5 s)
+            try:
+                name, args, _, _ = await inbox.get(10)  # declared dead: testament fired
+                assert (name, args) == ("gone", ("once",))
+            finally:
+                os.kill(b.proc.pid, signal.SIGCONT)
+            details = await asyncio.wait_for(sleeper.left, 10)  # it fences itself
+            assert details.reason == "wamp.close.system_shutdown"
+            b.wait_for_line("declared this node dead", timeout=10)
+            with pytest.raises(TimeoutError):  # and does not fire the testament again
+                await inbox.get(1)
+            again = await join(b.ws_url)  # it serves again, as part of the cluster
+            deadline = time.monotonic() + 10
+            while await again.call("wamp.session.count") != 2:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.1)
+            await close(watcher, again)
+
+        run(main())
