@@ -78,6 +78,7 @@ async def _worker_async(
         send=pipe.send,
         peer_read_fds=read_fds,
         peer_write_fd=write_fd,
+        targets=[Target(**t) for t in cfg.get("targets") or []],
     )
     wl = WORKLOADS[cfg["workload"]](ctx)
     try:
@@ -222,9 +223,9 @@ def _steady(w: Workers, cfg: dict[str, Any], pids: list[int]) -> dict[str, Any]:
     end = meas + int(dur * 1e9)
     w.broadcast(("run", start, meas, end))
     _sleep_until(meas)
-    r0, h0 = snap_pids(pids) if pids else None, host_busy()
+    r0, h0, a0 = snap_pids(pids) if pids else None, host_busy(), _snap_aux(cfg)
     _sleep_until(end)
-    r1, h1 = snap_pids(pids) if pids else None, host_busy()
+    r1, h1, a1 = snap_pids(pids) if pids else None, host_busy(), _snap_aux(cfg)
     results = w.gather("result", timeout=dur + warm + 30)
     windows = [r["window_s"] for r in results if r.get("window_s")]
     window = sum(windows) / len(windows) if windows else dur
@@ -256,7 +257,18 @@ def _steady(w: Workers, cfg: dict[str, Any], pids: list[int]) -> dict[str, Any]:
     rec["client"] = _client(results, window, count)
     rec["host_busy"] = round((h1[0] - h0[0]) / window, 3)
     rec["other_busy"] = _other(rec)
+    if a0:  # CPU (cores) of other processes of interest over the same window
+        rec["aux_cpu"] = _aux_cpu(a0, a1)
     return rec
+
+
+def _snap_aux(cfg: dict[str, Any]) -> dict[str, ProcSnap]:
+    """cfg["aux_pids"]: name -> pids of other processes to sample (e.g. redis, node1)."""
+    return {k: snap_pids(v) for k, v in (cfg.get("aux_pids") or {}).items()}
+
+
+def _aux_cpu(a0: dict[str, ProcSnap], a1: dict[str, ProcSnap]) -> dict[str, float]:
+    return {k: round((a1[k].cpu_s - a0[k].cpu_s) / max(1e-9, a1[k].t - a0[k].t), 3) for k in a0}
 
 
 def _sync_rec(
@@ -475,6 +487,7 @@ def run_case(cfg: dict[str, Any]) -> dict[str, Any]:
     w = Workers(cfg, nprocs)
     try:
         w.gather("ready", timeout=float(cfg["setup_timeout"]) + 5)
+        time.sleep(float(cfg.get("settle", 0.0)))  # cluster: let announcements propagate
         driver = _connect if cfg["workload"] == "connect" else _steady
         rec.update(driver(w, cfg, pids))
         rec["status"] = "ok"

@@ -72,6 +72,26 @@ class WorkerCtx:
     send: Callable[[Any], None]  # message to the main process
     peer_read_fds: list[int] = field(default_factory=list)  # worker 0: from the others
     peer_write_fd: int | None = None  # workers > 0: to worker 0
+    # cluster runs (bench/cluster_bench.py): one target per router node; sessions are
+    # placed on nodes by the workloads (see node_of); empty = every session on `target`
+    targets: list[Target] = field(default_factory=list)
+
+    def node_target(self, node: int) -> Target:
+        return self.targets[node % len(self.targets)] if self.targets else self.target
+
+
+def node_of(ctx: WorkerCtx, role: str, g: int) -> int:
+    """Node of the g-th session (global index over all workers) of `role` (callee, caller,
+    publisher, subscriber): round robin over the nodes, starting at spec[role+"_node"]
+    (default 0), so callers/subscribers land on different nodes than callee/publisher
+    as soon as there are 2 nodes."""
+    n = max(1, len(ctx.targets))
+    return (int(ctx.spec.get(role + "_node", 0)) + g) % n
+
+
+def global_base(n: int, index: int, nworkers: int) -> int:
+    """Global index of the first of worker `index`'s share of n items (see share)."""
+    return sum(share(n, j, nworkers) for j in range(index))
 
 
 class State:
@@ -137,16 +157,22 @@ async def wait_until(pred: Callable[[], bool], timeout: float) -> bool:
 
 
 async def open_sessions(
-    ctx: WorkerCtx, sessions: list[Session], concurrency: int = 200
+    ctx: WorkerCtx,
+    sessions: list[Session],
+    concurrency: int = 200,
+    nodes: list[int] | None = None,
 ) -> list[Session]:
+    """Connect and join `sessions`; `nodes[i]`: the router node of session i (cluster)."""
     sem = asyncio.Semaphore(concurrency)
     zero = bool(ctx.spec.get("zero_mask"))
 
-    async def one(s: Session) -> Session:
+    async def one(s: Session, node: int | None) -> Session:
+        t = ctx.target if node is None else ctx.node_target(node)
         async with sem:
-            return await connect(ctx.target, ctx.ser, s, ctx.realm, zero_mask=zero)
+            return await connect(t, ctx.ser, s, ctx.realm, zero_mask=zero)
 
-    return list(await asyncio.gather(*(one(s) for s in sessions)))
+    nodes_: list[int | None] = list(nodes) if nodes is not None else [None] * len(sessions)
+    return list(await asyncio.gather(*(one(s, n) for s, n in zip(sessions, nodes_, strict=True))))
 
 
 async def leave_all(sessions: list[Session], timeout: float = 5.0) -> None:
@@ -257,20 +283,23 @@ class RpcWorkload(Workload):
         if ctx.index == 0:
             await self._setup_callees(int(spec.get("shared", 1)))
         first = 1 if ctx.nworkers > 1 else 0
-        n_local = 0
+        n_local = base = 0
         if ctx.index >= first:
             n_local = share(int(spec["callers"]), ctx.index - first, ctx.nworkers - first)
+            base = global_base(int(spec["callers"]), ctx.index - first, ctx.nworkers - first)
         args = [1, "x" * int(spec.get("payload", 32))]
         self.callers = [Caller(self.st, int(spec.get("inflight", 1)), args) for _ in range(n_local)]
-        await open_sessions(ctx, list(self.callers))
+        nodes = [node_of(ctx, "caller", base + k) for k in range(n_local)]
+        await open_sessions(ctx, list(self.callers), nodes=nodes)
         self.sessions.extend(self.callers)
         return {"callers": n_local}
 
     async def _setup_callees(self, shared: int) -> None:
         callees = [Callee() for _ in range(shared)]
-        await open_sessions(self.ctx, list(callees))
+        nodes = [node_of(self.ctx, "callee", k) for k in range(shared)]
+        await open_sessions(self.ctx, list(callees), nodes=nodes)
         self.sessions.extend(callees)
-        opts = {"invoke": "roundrobin"} if shared > 1 else {}
+        opts = {"invoke": "roundrobin"} if shared > 1 or self.spec.get("roundrobin") else {}
         for c in callees:
             try:
                 await asyncio.wait_for(c.register(RPC_PROC, opts), 10)
@@ -400,7 +429,7 @@ class FanoutWorkload(Workload):
         if ctx.index == 0:
             pub = Publisher(int(spec.get("window", 32)), nprocs, "x" * int(spec.get("payload", 64)))
             self.publisher = pub
-            await open_sessions(ctx, [pub])
+            await open_sessions(ctx, [pub], nodes=[node_of(ctx, "publisher", 0)])
             self.sessions.append(pub)
             self._listen_peers()
             complete = pub.on_complete
@@ -408,7 +437,10 @@ class FanoutWorkload(Workload):
             complete = self._complete_remote
         self.tracker = Tracker(self.st, n_local, complete)
         subs = [Subscriber(self.tracker) for _ in range(n_local)]
-        await open_sessions(ctx, list(subs))
+        base = global_base(n, ctx.index, ctx.nworkers)
+        await open_sessions(
+            ctx, list(subs), nodes=[node_of(ctx, "subscriber", base + k) for k in range(n_local)]
+        )
         self.sessions.extend(subs)
         await asyncio.gather(*(asyncio.wait_for(s.subscribe(FANOUT_TOPIC), 30) for s in subs))
         return {"subscribers": n_local}

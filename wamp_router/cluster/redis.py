@@ -68,6 +68,8 @@ class ClusterDriver(Protocol):
 
     def isolate(self) -> None: ...
 
+    def flush(self) -> None: ...
+
     def fence(self) -> None: ...
 
     def advertisements(self) -> list[Advertise]: ...
@@ -95,6 +97,7 @@ return dead
 """
 
 
+TAG = 16  # a node id: 16 hex characters, also the prefix of its envelopes
 _DELTAS = frozenset({"pat+", "pat-", "reg+", "reg-", "sess+", "sess-", "test"})
 
 
@@ -118,7 +121,8 @@ class RedisBackplane:
         self.deliver = driver.remote
         self._realms = realms  # the realms this node serves
         self._interests = interests  # realm -> [(topic, match)] of its subscriptions now
-        self.node_id = secrets.token_hex(8)
+        self.node_id = secrets.token_hex(TAG // 2)
+        self._tag = self.node_id.encode()  # the first bytes of every envelope it sends
         p = config.prefix
         self.k_nodes = f"{p}nodes"
         self.k_patterns = f"{p}pat:{self.node_id}"
@@ -127,6 +131,7 @@ class RedisBackplane:
         self.directory: dict[bytes, bytes] = {}
         self.known: set[str] = set()  # other nodes whose callees this node routes to
         self.ch_ctl = f"{p}ctl"
+        self._ctl = self.ch_ctl.encode()
         self.ch_inbox = f"{p}n:{self.node_id}"
         self.cmd: RespProtocol | None = None
         self.sub: RespProtocol | None = None
@@ -168,7 +173,8 @@ class RedisBackplane:
         make = TCP6ClientEndpoint if ":" in host else TCP4ClientEndpoint
         policy = backoffPolicy(initialDelay=0.1, maxDelay=2.0, factor=1.5)
         for push in (None, self._push):
-            factory: Any = RespFactory(self._connected, self._lost, push)
+            factory: Any = RespFactory(self._connected, self._lost, push,
+                                       self.driver.flush if push is not None else None)
             endpoint: Any = make(self.reactor, host, port, timeout=5)
             service = ClientService(endpoint, factory,
                                     retryPolicy=policy, clock=self.reactor)
@@ -325,7 +331,7 @@ class RedisBackplane:
     def _load_retained(self, flat: list[bytes], realm: str) -> None:
         for i in range(1, len(flat), 2):
             try:
-                _, _, env, _ = _unpack(flat[i])
+                _, _, env = _unpack(flat[i][TAG:])
             except Exception:  # a damaged entry: skip it
                 continue
             self.deliver(realm, env, "retained")
@@ -418,7 +424,7 @@ class RedisBackplane:
         realm = effect.realm
         topic = env["t"]
         try:
-            exact = _pack(["exact", realm, env, self.node_id])
+            exact = self._tag + _pack(["exact", realm, env])
         except Exception as exc:  # a payload msgpack cannot carry (a CBOR bignum, a date)
             log.warn("cluster backplane: cannot forward a publication to {topic}: {exc}",
                      topic=topic, exc=exc)
@@ -434,13 +440,13 @@ class RedisBackplane:
                 targets |= nodes
             targets.discard(self.node_id)
             if targets:
-                pattern = _pack(["pattern", realm, env, self.node_id])
+                pattern = self._tag + _pack(["pattern", realm, env])
                 for node in sorted(targets):
                     cmd.command("PUBLISH", f"{self.config.prefix}n:{node}", pattern).addErrback(
                         self._failed, "PUBLISH")
                     sent += 1
         if env.get("r"):
-            retained = _pack(["retained", realm, env, self.node_id])
+            retained = self._tag + _pack(["retained", realm, env])
             cmd.command("HSET", self._retained_key(realm), topic, retained).addErrback(
                 self._failed, "HSET")
             cmd.command("PUBLISH", self._retained_channel(realm), retained).addErrback(
@@ -457,7 +463,7 @@ class RedisBackplane:
                                      "this router node cannot reach the cluster now")
             return
         try:
-            data = _pack(["rpc", effect.realm, effect.payload, self.node_id])
+            data = self._tag + _pack(["rpc", effect.realm, effect.payload])
         except Exception as exc:  # a payload msgpack cannot carry (a CBOR bignum, a date)
             self.counters["dropped"] += 1
             self.driver.relay_failed(effect, "wamp.error.invalid_argument",
@@ -519,17 +525,20 @@ class RedisBackplane:
 
     # -- pushes from Redis ------------------------------------------------------
     def _push(self, channel: bytes, data: bytes) -> None:
+        if channel == self._ctl:
+            try:
+                self._control(_unpack(data))
+            except Exception:
+                log.warn("cluster backplane: undecodable control message")
+            return
+        if data[:TAG] == self._tag:
+            return  # our own publication (we subscribe to its topic too): delivered already
         try:
-            msg = _unpack(data)
+            sender = data[:TAG].decode()
+            kind, realm, env = _unpack(data[TAG:])
         except Exception:
             log.warn("cluster backplane: undecodable message on {channel}", channel=channel)
             return
-        if channel == self.ch_ctl.encode():
-            self._control(msg)
-            return
-        kind, realm, env, sender = msg
-        if sender == self.node_id:
-            return  # our own publication: delivered locally already
         if kind == "rpc" and not self._synced:
             return  # isolated or rejoining: calls between nodes were failed on both sides
         self.counters["received"] += 1

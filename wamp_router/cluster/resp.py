@@ -41,8 +41,10 @@ class RespProtocol(Protocol):
     transport: Any
 
     def __init__(self, on_ready: Callable[[RespProtocol], None],
-                 on_lost: Callable[[RespProtocol], None], push: Push | None = None) -> None:
+                 on_lost: Callable[[RespProtocol], None], push: Push | None = None,
+                 pushed: Callable[[], None] | None = None) -> None:
         self._reader = hiredis.Reader()
+        self._pushed = pushed  # after the pushes of one read (the driver flushes once)
         self._waiting: deque[Deferred[Any]] = deque()
         self._on_ready = on_ready
         self._on_lost = on_lost
@@ -65,6 +67,18 @@ class RespProtocol(Protocol):
 
     def dataReceived(self, data: bytes) -> None:
         self._reader.feed(data)
+        pushed = False
+        try:
+            self._replies()
+        finally:
+            pushed = self._any_push
+            self._any_push = False
+            if pushed and self._pushed is not None:
+                self._pushed()
+
+    _any_push = False
+
+    def _replies(self) -> None:
         while True:
             reply = self._reader.gets()
             if reply is False:
@@ -72,6 +86,7 @@ class RespProtocol(Protocol):
             if self._push is not None and isinstance(reply, list) and reply:
                 kind = reply[0]
                 if kind == b"message":
+                    self._any_push = True
                     self._push(reply[1], reply[2])
                     continue
                 if kind in (b"subscribe", b"unsubscribe", b"pong"):
@@ -112,8 +127,9 @@ def _failed(exc: Exception) -> Deferred[Any]:
 
 class RespFactory(Factory):
     def __init__(self, on_ready: Callable[[RespProtocol], None],
-                 on_lost: Callable[[RespProtocol], None], push: Push | None = None) -> None:
-        self._args = (on_ready, on_lost, push)
+                 on_lost: Callable[[RespProtocol], None], push: Push | None = None,
+                 pushed: Callable[[], None] | None = None) -> None:
+        self._args = (on_ready, on_lost, push, pushed)
 
     def buildProtocol(self, addr: Any) -> RespProtocol:
         return RespProtocol(*self._args)

@@ -240,22 +240,19 @@ class Driver:
             self._commit_call = self._reactor.callLater(0, self._commit)
 
     def remote(self, realm: str, envelope: dict[str, Any], kind: str) -> None:
-        """A publication another node of the cluster made."""
+        """A publication another node of the cluster made (the backplane flushes once
+        after all it read from Redis at once)."""
         try:
             effects = self.router.remote_publication(realm, envelope, kind)
+            self.apply(effects)
         except Exception:
             log.failure("internal error delivering a publication from another node")
-            return
-        self.apply(effects)
-        self.flush()
 
     def _cluster_input(self, effects: Callable[[], list[Effect]], what: str) -> None:
         try:
-            out = effects()
+            self.apply(effects())
         except Exception:
             log.failure("internal error handling {what} from another node", what=what)
-            return
-        self.apply(out)
         self.flush()
 
     def remote_rpc(self, realm: str, node: str, payload: dict[str, Any]) -> None:
