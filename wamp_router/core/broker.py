@@ -268,10 +268,7 @@ class Broker:
             self.retained[topic] = Retained(env["p"], env.get("a"), env.get("k"), identity or {},
                                             pfilter, env.get("s", 0), bool(env.get("x")))
             return []
-        exclude = env.get("x", 0)
-        if exclude:
-            pfilter = pfilter or Filter()
-            pfilter.exclude = (pfilter.exclude or frozenset()) | {exclude}
+        # exclude_me ("x") needs nothing here: the publisher is a session of another node
         if kind == "exact":
             sub = self._subs.exact(topic)
             subs = [] if sub is None else [sub]
