@@ -19,6 +19,7 @@
 'use strict';
 
 const { Replica, canonical, deepEqual, clone } = require('./sync_replica.js');
+const { Check, expect, expectEqual, makeLog, runMain, show, withTimeout } = require('./driver_kit.js');
 
 let autobahn;
 try {
@@ -30,65 +31,10 @@ try {
 
 const CLIENT = 'autobahn-js';
 
-function log(...parts) {
-   process.stderr.write(`datasync: ${parts.join(' ')}\n`);
-}
-
-function show(v, max = 400) {
-   let s;
-   try {
-      s = JSON.stringify(v);
-   } catch (e) {
-      s = String(v);
-   }
-   if (s === undefined) s = String(v);
-   return s.length > max ? `${s.slice(0, max)}...` : s;
-}
+const log = makeLog('datasync');
 
 // autobahn-js logs every connection close as a multi-line object: one line each
 autobahn.log.warn = (...parts) => log('autobahn:', parts.map((p) => (typeof p === 'string' ? p : show(p))).join(' '));
-
-// --------------------------------------------------------------------------------------
-// command line
-// --------------------------------------------------------------------------------------
-
-function parseArgs(argv) {
-   const opts = { url: null, serializer: 'json', scenarios: null, timeout: 15, tag: null, list: false };
-   for (let i = 0; i < argv.length; i++) {
-      const a = argv[i];
-      const val = () => {
-         if (i + 1 >= argv.length) usage(`${a} needs a value`);
-         return argv[++i];
-      };
-      switch (a) {
-         case '--url': opts.url = val(); break;
-         case '--serializer': opts.serializer = val(); break;
-         case '--scenarios': opts.scenarios = val().split(',').filter(Boolean); break;
-         case '--timeout': opts.timeout = Number(val()); break;
-         case '--tag': opts.tag = val(); break;
-         case '--list': opts.list = true; break;
-         case '-h': case '--help': usage(null); break;
-         default: usage(`unknown argument ${a}`);
-      }
-   }
-   if (!['json', 'msgpack', 'cbor'].includes(opts.serializer)) usage(`unknown serializer ${opts.serializer}`);
-   if (!opts.list && !opts.url) usage('--url is required');
-   if (!(opts.timeout > 0)) usage('--timeout must be a positive number of seconds');
-   if (opts.tag !== null && !/^[a-z0-9_]+$/.test(opts.tag)) usage('--tag: lower-case letters, digits and _ only');
-   if (!opts.tag) opts.tag = `t${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
-   return opts;
-}
-
-function usage(problem) {
-   const text = 'usage: node datasync.js --url ws://HOST:PORT/PATH [--serializer json|msgpack|cbor]\n' +
-      '       [--scenarios NAME,...] [--timeout SECONDS] [--tag TAG] [--list]\n';
-   if (problem) {
-      process.stderr.write(`datasync: ${problem}\n${text}`);
-      process.exit(2);
-   }
-   process.stdout.write(text);
-   process.exit(0);
-}
 
 // --------------------------------------------------------------------------------------
 // connections, with a wire tap: autobahn.transports.register() is autobahn-js' public
@@ -148,14 +94,6 @@ function makeSerializer(name) {
    if (name === 'json') return new S.JSONSerializer();
    if (name === 'msgpack') return new S.MsgpackSerializer();
    return new S.CBORSerializer();
-}
-
-function withTimeout(promise, ms, what) {
-   let timer;
-   const t = new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timeout after ${ms} ms: ${what}`)), ms);
-   });
-   return Promise.race([promise, t]).finally(() => clearTimeout(timer));
 }
 
 class Ctx {
@@ -223,18 +161,6 @@ class Ctx {
 // --------------------------------------------------------------------------------------
 // helpers
 // --------------------------------------------------------------------------------------
-
-class Check extends Error {}
-
-function expect(cond, message) {
-   if (!cond) throw new Check(message);
-}
-
-function expectEqual(what, actual, expected) {
-   if (!deepEqual(actual, expected)) {
-      throw new Check(`${what}: expected ${canonical(expected)}, got ${canonical(actual)}`);
-   }
-}
 
 // every sync.* procedure answers with one positional dict; autobahn-js hands a single
 // positional result over as that value (a Result object only for several args or kwargs)
@@ -697,22 +623,4 @@ async function runScenario(opts, name) {
    return result;
 }
 
-async function main() {
-   const opts = parseArgs(process.argv.slice(2));
-   if (opts.list) {
-      process.stdout.write(`${Object.keys(SCENARIOS).join('\n')}\n`);
-      return 0;
-   }
-   const names = opts.scenarios || Object.keys(SCENARIOS);
-   for (const n of names) if (!SCENARIOS[n]) usage(`unknown scenario ${n}`);
-   let failed = false;
-   for (const n of names) {
-      if (await runScenario(opts, n) !== 'PASS') failed = true;
-   }
-   return failed ? 1 : 0;
-}
-
-main().then((code) => process.exit(code), (e) => {
-   log('crashed:', e && (e.stack || show(e)));
-   process.exit(1);
-});
+runMain('datasync', SCENARIOS, runScenario);

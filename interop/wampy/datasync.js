@@ -36,7 +36,10 @@ const { Wampy } = require('wampy');
 const { JsonSerializer } = require('wampy/JsonSerializer.js');
 const { MsgpackSerializer } = require('wampy/MsgpackSerializer.js');
 const { CborSerializer } = require('wampy/CborSerializer.js');
-const { Replica, canonical, deepEqual, clone } = require(path.join(__dirname, '..', 'js', 'sync_replica.js'));
+const { Replica, deepEqual, clone } = require(path.join(__dirname, '..', 'js', 'sync_replica.js'));
+const {
+   Check, expect, expectEqual, makeLog, runMain, show, withTimeout,
+} = require(path.join(__dirname, '..', 'js', 'driver_kit.js'));
 
 const CLIENT = 'wampy.js';
 const SERIALIZERS = {
@@ -45,68 +48,7 @@ const SERIALIZERS = {
    cbor: () => new CborSerializer(),
 };
 
-function log(...parts) {
-   process.stderr.write(`wampy-datasync: ${parts.join(' ')}\n`);
-}
-
-function show(v, max = 400) {
-   let s;
-   try {
-      s = JSON.stringify(v);
-   } catch (e) {
-      s = String(v);
-   }
-   if (s === undefined) s = String(v);
-   return s.length > max ? `${s.slice(0, max)}...` : s;
-}
-
-function parseArgs(argv) {
-   const opts = { url: null, serializer: 'json', scenarios: null, timeout: 15, tag: null, list: false };
-   for (let i = 0; i < argv.length; i++) {
-      const a = argv[i];
-      const val = () => {
-         if (i + 1 >= argv.length) usage(`${a} needs a value`);
-         return argv[++i];
-      };
-      switch (a) {
-         case '--url': opts.url = val(); break;
-         case '--serializer': opts.serializer = val(); break;
-         case '--scenarios': opts.scenarios = val().split(',').filter(Boolean); break;
-         case '--timeout': opts.timeout = Number(val()); break;
-         case '--tag': opts.tag = val(); break;
-         case '--list': opts.list = true; break;
-         case '-h': case '--help': usage(null); break;
-         default: usage(`unknown argument ${a}`);
-      }
-   }
-   if (!SERIALIZERS[opts.serializer]) usage(`unknown serializer ${opts.serializer}`);
-   if (!opts.list && !opts.url) usage('--url is required');
-   if (!(opts.timeout > 0)) usage('--timeout must be a positive number of seconds');
-   if (opts.tag !== null && !/^[a-z0-9_]+$/.test(opts.tag)) usage('--tag: lower-case letters, digits and _ only');
-   if (!opts.tag) opts.tag = `t${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
-   return opts;
-}
-
-function usage(problem) {
-   const text = 'usage: node datasync.js --url ws://HOST:PORT/PATH [--serializer json|msgpack|cbor]\n' +
-      '       [--scenarios NAME,...] [--timeout SECONDS] [--tag TAG] [--list]\n';
-   if (problem) {
-      process.stderr.write(`wampy-datasync: ${problem}\n${text}`);
-      process.exit(2);
-   }
-   process.stdout.write(text);
-   process.exit(0);
-}
-
-function withTimeout(promise, ms, what) {
-   let timer;
-   const t = new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timeout after ${ms} ms: ${what}`)), ms);
-   });
-   return Promise.race([promise, t]).finally(() => clearTimeout(timer));
-}
-
-class Check extends Error {}
+const log = makeLog('wampy-datasync');
 
 async function until(cond, ms, what) {
    const deadline = Date.now() + ms;
@@ -116,16 +58,6 @@ async function until(cond, ms, what) {
    }
 }
 class Skip extends Error {} // the client cannot express the scenario: the message says why
-
-function expect(cond, message) {
-   if (!cond) throw new Check(message);
-}
-
-function expectEqual(what, actual, expected) {
-   if (!deepEqual(actual, expected)) {
-      throw new Check(`${what}: expected ${canonical(expected)}, got ${canonical(actual)}`);
-   }
-}
 
 function isWampError(e) {
    return e && typeof e.errorUri === 'string';
@@ -526,22 +458,4 @@ async function runScenario(opts, name) {
    return result;
 }
 
-async function main() {
-   const opts = parseArgs(process.argv.slice(2));
-   if (opts.list) {
-      process.stdout.write(`${Object.keys(SCENARIOS).join('\n')}\n`);
-      return 0;
-   }
-   const names = opts.scenarios || Object.keys(SCENARIOS);
-   for (const n of names) if (!SCENARIOS[n]) usage(`unknown scenario ${n}`);
-   let failed = false;
-   for (const n of names) {
-      if (await runScenario(opts, n) === 'FAIL') failed = true;
-   }
-   return failed ? 1 : 0;
-}
-
-main().then((code) => process.exit(code), (e) => {
-   log('crashed:', e && (e.stack || show(e)));
-   process.exit(1);
-});
+runMain('wampy-datasync', SCENARIOS, runScenario);
