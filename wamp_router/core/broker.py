@@ -27,7 +27,7 @@ Emit = Callable[[str, list[Any]], list[Effect]]
 # may (session) receive an event on (topic) through (subscription)?
 MayReceive = Callable[[Session, str, "Subscription"], bool]
 
-_FILTER_KEYS = ("exclude", "exclude_authid", "exclude_authrole",
+FILTER_KEYS = ("exclude", "exclude_authid", "exclude_authrole",
                 "eligible", "eligible_authid", "eligible_authrole")
 
 
@@ -64,10 +64,10 @@ class Filter:
 
 def parse_filter(options: dict[str, Any]) -> Filter | None:
     """The publication's filter, or None when it has none (the fast path)."""
-    if not any(key in options for key in _FILTER_KEYS):
+    if not any(key in options for key in FILTER_KEYS):
         return None
     values: dict[str, frozenset[Any]] = {}
-    for key in _FILTER_KEYS:
+    for key in FILTER_KEYS:
         if key not in options:
             continue
         value = options[key]
@@ -223,7 +223,7 @@ class Broker:
             self.retained[msg.topic] = Retained(publication, msg.args, msg.kwargs, identity,
                                                 pfilter, session.session_id, exclude_me)
         if self.cluster is not None:
-            filters = {k: options[k] for k in _FILTER_KEYS if k in options}
+            filters = {k: options[k] for k in FILTER_KEYS if k in options}
             effects.append(self._forward(msg.topic, publication, msg.args, msg.kwargs, filters,
                                          session.session_id if exclude_me else 0, identity,
                                          retain, session.session_id))

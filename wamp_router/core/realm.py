@@ -178,9 +178,9 @@ class Realm:
             for topic, args, kwargs, options in session.testaments[scope]:
                 msg = Publish(0, options, topic, args, kwargs)
                 try:
-                    forced = self._allowed_now(session, "publish", topic)[1]
+                    allowed, forced = self._allowed_now(session, "publish", topic)
                     if self.sync is not None and self.sync.managed(topic):
-                        if self._allowed_now(session, "publish", topic)[0]:
+                        if allowed:  # a record write: authorized again when it fires
                             effects.extend(self.sync.testament(session, topic, kwargs,
                                                                self._now))
                         continue

@@ -26,7 +26,7 @@ from .dealer import UNAVAILABLE
 from .effects import Advertise, Effect, Relay
 from .errors import WampError
 from .ids import SequentialIds
-from .messages import Cancel, Error, Interrupt, Invocation, Message, Result, Yield
+from .messages import Call, Cancel, Error, Interrupt, Invocation, Message, Result, Yield
 from .session import Session, State, TransportInfo
 
 if TYPE_CHECKING:
@@ -291,8 +291,6 @@ class RemoteRpc:
         if payload["op"] == "chunk":  # the next chunk of a progressive call invocation
             if fwd is None:
                 return []  # its call is over: discarded, as on one router
-            from .messages import Call
-
             chunk = Call(fwd, {"progress": details.get("progress") is True},
                          payload.get("proc", ""), payload.get("a"), payload.get("k"))
             return self.dealer.call(link, chunk, now, False)

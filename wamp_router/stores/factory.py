@@ -22,7 +22,8 @@ def open_stores() -> OpenStore:
             return MemoryStore(secrets.token_hex(8))
         from .sqlite import SqliteStore
 
-        path = domain.database or "data/sync.sqlite3"
+        path = domain.database
+        assert path is not None  # the loader gives every SQLite domain its file
         store = opened.get(path)
         if store is None:
             store = opened[path] = SqliteStore(path)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ...config.model import Sync, SyncDomain
-from ..broker import iso
+from ..broker import FILTER_KEYS, iso
 from ..effects import COMMIT, Effect, Send
 from ..errors import INVALID_ARGUMENT, WampError
 from ..ids import RandomSource, global_id
@@ -46,8 +46,6 @@ FanOut = Callable[[str, list[Any], dict[str, Any], int, dict[str, Any] | None, i
                   list[Effect]]
 OpenStore = Callable[[SyncDomain], RecordStore]
 
-_FILTER_KEYS = ("exclude", "exclude_authid", "exclude_authrole",
-                "eligible", "eligible_authid", "eligible_authrole")
 _BODY_KINDS = ("ops", "merge", "value", "delete")
 _BODY_KEYS = frozenset((*_BODY_KINDS, "base", "cid", "epoch"))
 _PATCH_ERRORS = {"invalid_patch": "invalid_patch", "test_failed": "test_failed",
@@ -134,7 +132,6 @@ class Body:
 class _Queued:
     rec: Rec
     write: Write
-    session: Session | None
     reply: Callable[[int], list[Effect]]  # publication id -> the writer's answer
     fail: Callable[[WampError], list[Effect]]  # the answer when the store failed
     skip: int  # connection not to echo the patch event to (PUBLISH exclude_me)
@@ -293,7 +290,7 @@ class SyncEngine:
             return []
 
     def _check_options(self, options: dict[str, Any], what: str) -> None:
-        bad = [k for k in _FILTER_KEYS if k in options]
+        bad = [k for k in FILTER_KEYS if k in options]
         if bad:
             raise self._error("invalid_options", f"{what} option(s) {', '.join(bad)} cannot be "
                               "used on a record: every observer sees every version")
@@ -378,7 +375,7 @@ class SyncEngine:
         self.counters["writes"] += 1
         if rebase_against is not None:
             self.counters["rebased"] += 1
-        self._queue.append(_Queued(rec, write, session, reply, fail, skip, identity))
+        self._queue.append(_Queued(rec, write, reply, fail, skip, identity))
         return [COMMIT] if len(self._queue) == 1 else []
 
     def _admit(self, rec: Rec, body: Body, exists: bool) -> None:
