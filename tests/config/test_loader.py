@@ -1065,5 +1065,12 @@ def test_cluster_config_and_its_errors() -> None:
     with pytest.raises(ConfigError, match="cluster.heartbeat: must be shorter than node_ttl"):
         load_config_text(base + '[cluster]\nbackplane = "redis://h"\nheartbeat = 5\n', "<t>")
     sync = base + '[realms.sync]\n[[realms.sync.domains]]\nprefix = "app."\n'
-    with pytest.raises(ConfigError, match="realms.0..sync: data-sync records are not cluster"):
+    with pytest.raises(ConfigError, match=r'realms\[0\]\.sync\.domains\[0\]\.store: domain '
+                       r'"app\." uses store = "memory", .* store = "redis"'):
         load_config_text(sync + '[cluster]\nbackplane = "redis://h"\n', "<t>")
+    shared = sync + 'store = "redis"\n'
+    cfg = load_config_text(shared + '[cluster]\nbackplane = "redis://h"\n', "<t>")
+    assert cfg.realms[0].sync is not None and cfg.realms[0].sync.domains[0].store == "redis"
+    with pytest.raises(ConfigError, match=r'domains\[0\]\.store: domain "app\." uses store = '
+                       r'"redis", which needs a \[cluster\] backplane'):
+        load_config_text(shared, "<t>")

@@ -1,5 +1,6 @@
 """A throw-away ``redis-server`` on a free loopback port for the cluster tests
-(no persistence; always stopped, also when a test fails)."""
+(no persistence unless asked: an append-only file in a temporary directory;
+always stopped, also when a test fails)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ class RedisServer:
     port: int
     proc: subprocess.Popen[bytes] | None = None
     workdir: str = ""
+    persist: bool = False  # appendonly: a restart keeps the data
 
     def start(self) -> None:
         binary = shutil.which("redis-server")
@@ -32,7 +34,8 @@ class RedisServer:
                                "(scripts/test installs it: apt-get install redis-server)")
         self.proc = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.workdir, "--loglevel", "warning"],
+             "--appendonly", "yes" if self.persist else "no", "--appendfsync", "always",
+             "--dir", self.workdir, "--loglevel", "warning"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -66,9 +69,9 @@ class RedisServer:
 
 
 @contextmanager
-def redis_server() -> Iterator[RedisServer]:
+def redis_server(persist: bool = False) -> Iterator[RedisServer]:
     with tempfile.TemporaryDirectory() as tmp:
-        server = RedisServer(free_port(), workdir=tmp)
+        server = RedisServer(free_port(), workdir=tmp, persist=persist)
         server.start()
         try:
             yield server

@@ -32,20 +32,22 @@ retained events.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import msgpack
+import orjson
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet import task
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint
 from twisted.logger import Logger
 
 from ..config.model import Cluster
-from ..core.effects import Advertise, Forward, Interest, Relay
+from ..core.effects import Advertise, Forward, Interest, Relay, SyncCommit, SyncFetch
 from ..core.urimap import UriMap
-from .resp import RedisError, RespFactory, RespProtocol
+from .resp import RedisConnectionLost, RedisError, RespFactory, RespProtocol
 
 log = Logger(namespace="wamp_router")
 
@@ -74,6 +76,18 @@ class ClusterDriver(Protocol):
 
     def advertisements(self) -> list[Advertise]: ...
 
+    def sync_realms(self) -> list[str]: ...
+
+    def sync_committed(self, realm: str, batch: int, results: list[tuple[Any, ...]]) -> None: ...
+
+    def sync_remote(self, realm: str, env: dict[str, Any]) -> None: ...
+
+    def sync_fetched(self, realm: str, uri: str, state: dict[str, Any] | None,
+                     patches: list[dict[str, Any]],
+                     checkpoints: list[tuple[int, Any, bool]]) -> None: ...
+
+    def sync_loaded(self, realm: str, epoch: str, records: list[Any]) -> None: ...
+
 # KEYS[1] nodes zset; ARGV: node id, ttl ms. Returns 1 when the node was not
 # registered (new, or reaped while it was away).
 _BEAT = """
@@ -95,6 +109,60 @@ for _, node in ipairs(dead) do
 end
 return dead
 """
+
+# One version of a shared data-sync record, compared and set (SyncEngine):
+# KEYS: the record (hash v, t, value, d, ts, by), its log (a stream, one entry per
+# version, id "<v>-1"), its checkpoints (hash v -> deleted flag + value JSON), the
+# realm's record index (zset). ARGV: expected v, expected token, v, token, value
+# JSON, deleted (0/1), ts, by, patch (msgpack), keep versions, min ts, checkpoint
+# every, max records, channel, event, uri. Returns {1, v} (committed and
+# published), {0, current v} (another version came first) or {-1, v} (max_records).
+# The history rules are the MemoryStore's (wamp_router/core/sync/memory.py).
+_COMMIT = """
+local cur = redis.call('HMGET', KEYS[1], 'v', 't')
+local v = tonumber(cur[1]) or 0
+if v ~= tonumber(ARGV[1]) or (cur[2] or '') ~= ARGV[2] then return {0, v} end
+if v == 0 and tonumber(ARGV[13]) > 0 and redis.call('ZCARD', KEYS[4]) >= tonumber(ARGV[13]) then
+  return {-1, v}
+end
+local nv = tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], 'v', nv, 't', ARGV[4], 'value', ARGV[5], 'd', ARGV[6],
+           'ts', ARGV[7], 'by', ARGV[8])
+if v == 0 then redis.call('ZADD', KEYS[4], 0, ARGV[16]) end
+redis.call('XADD', KEYS[2], nv .. '-1', 'p', ARGV[9], 'ts', ARGV[7])
+local trimmed = 0
+local keep = tonumber(ARGV[10])
+if keep > 0 and nv - keep >= 1 then
+  trimmed = redis.call('XTRIM', KEYS[2], 'MINID', (nv - keep + 1) .. '-0')
+end
+if ARGV[11] ~= '' then
+  for _ = 1, 1000 do
+    local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
+    if #first == 0 or first[1][2][4] >= ARGV[11] then break end
+    redis.call('XDEL', KEYS[2], first[1][1])
+    trimmed = trimmed + 1
+  end
+end
+local every = tonumber(ARGV[12])
+if every > 0 and nv % every == 0 then redis.call('HSET', KEYS[3], nv, ARGV[6] .. ARGV[5]) end
+if trimmed > 0 then
+  local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
+  local start = nv
+  if #first > 0 then start = tonumber(string.match(first[1][1], '^(%d+)')) - 1 end
+  local cps = redis.call('HKEYS', KEYS[3])
+  local best = -1
+  for _, k in ipairs(cps) do
+    local n = tonumber(k)
+    if n <= start and n > best then best = n end
+  end
+  for _, k in ipairs(cps) do
+    if tonumber(k) < best then redis.call('HDEL', KEYS[3], k) end
+  end
+end
+redis.call('PUBLISH', ARGV[14], ARGV[15])
+return {1, nv}
+"""
+_COMMIT_SHA = hashlib.sha1(_COMMIT.encode()).hexdigest()  # Redis names scripts by SHA-1
 
 
 TAG = 16  # a node id: 16 hex characters, also the prefix of its envelopes
@@ -158,6 +226,13 @@ class RedisBackplane:
 
     def _retained_key(self, realm: str) -> str:
         return f"{self.config.prefix}{realm}:retained"
+
+    def _sync_key(self, realm: str, kind: str, uri: str = "") -> str:
+        """Shared data-sync records: r: record, l: log, c: checkpoints, uris, epoch."""
+        return f"{self.config.prefix}{realm}:s:{kind}{uri}"
+
+    def _sync_channel(self, realm: str) -> str:
+        return f"{self.config.prefix}{realm}:sync"
 
     @property
     def up(self) -> bool:
@@ -236,8 +311,10 @@ class RedisBackplane:
         the other nodes' patterns and the retained events."""
         assert self.cmd is not None and self.sub is not None
         realms = self._realms()
+        sync_realms = self.driver.sync_realms()
         channels = [self.ch_ctl, self.ch_inbox]
         channels += [self._retained_channel(r) for r in realms]
+        channels += [self._sync_channel(r) for r in sync_realms]
         channels += [self._topic_channel(r, t) for r, t in sorted(self.exact)]
         for i in range(0, len(channels), 500):
             self.sub.send("SUBSCRIBE", *channels[i:i + 500])
@@ -251,6 +328,12 @@ class RedisBackplane:
             cmd.command("HGETALL", self._retained_key(realm)).addCallbacks(
                 self._load_retained, self._failed, callbackArgs=(realm,),
                 errbackArgs=("retained",))
+        if sync_realms:
+            cmd.command("SCRIPT", "LOAD", _COMMIT).addErrback(self._failed, "SCRIPT LOAD")
+            from twisted.internet.defer import gatherResults
+
+            loads = [self._load_records(r) for r in sync_realms]
+            d.addCallback(lambda _: gatherResults(loads, consumeErrors=True))
         d.addCallback(lambda _: self._now_up())
         d.addErrback(self._failed, "sync")
 
@@ -523,6 +606,80 @@ class RedisBackplane:
             self.cmd.command("PUBLISH", self.ch_ctl, _pack(
                 ["pat+" if effect.added else "pat-", self.node_id, realm, match, topic]))
 
+    # -- shared data-sync records --------------------------------------------------
+    def sync_commit(self, effect: SyncCommit) -> None:
+        """Compare-and-set each version (in order, on one connection), then tell the
+        engine how each went."""
+        from twisted.internet.defer import DeferredList
+
+        realm, items = effect.realm, effect.items
+        cmd = self.cmd
+        if cmd is None or not self._synced:
+            down = [("refused", "Redis is not reachable")] * len(items)
+            self.reactor.callLater(0, self.driver.sync_committed, realm, effect.batch, down)
+            return
+        ds = []
+        for item in items:
+            p, uri = item["p"], item["u"]
+            event = self._tag + _pack(["sync", realm, {"u": uri, "p": p, "i": item["i"]}])
+            d = cmd.command("EVALSHA", _COMMIT_SHA, 4, self._sync_key(realm, "r:", uri),
+                            self._sync_key(realm, "l:", uri), self._sync_key(realm, "c:", uri),
+                            self._sync_key(realm, "uris"), item["pv"], item["pt"], p["v"],
+                            p["t"], item["value"], int(p["d"]), p["ts"], p["by"] or "",
+                            _pack(p), p["k"], p["m"], p["c"], item["max"],
+                            self._sync_channel(realm), event, uri)
+            ds.append(d.addCallbacks(_commit_result, _commit_error))
+        self.counters["sent"] += len(items)
+        DeferredList(ds).addCallback(lambda done: self.driver.sync_committed(
+            realm, effect.batch, [r for _, r in done]))
+
+    def sync_fetch(self, effect: SyncFetch) -> None:
+        """Read one record back (a gap in its versions here)."""
+        cmd = self.cmd
+        if cmd is None:
+            return  # the reload after the reconnect brings it
+        realm, uri = effect.realm, effect.uri
+        self._read_record(realm, uri).addCallbacks(
+            lambda r: self.driver.sync_fetched(realm, uri, *r), self._failed,
+            errbackArgs=("reading a record back",))
+
+    def _read_record(self, realm: str, uri: str) -> Any:
+        from twisted.internet.defer import gatherResults
+
+        assert self.cmd is not None
+        ds = [self.cmd.command("HGETALL", self._sync_key(realm, "r:", uri)),
+              self.cmd.command("XRANGE", self._sync_key(realm, "l:", uri), "-", "+"),
+              self.cmd.command("HGETALL", self._sync_key(realm, "c:", uri))]
+        return gatherResults(ds, consumeErrors=True).addCallback(_record)
+
+    def _load_records(self, realm: str) -> Any:
+        """Every shared record of the realm, for the engine's replica."""
+        from twisted.internet.defer import gatherResults
+
+        assert self.cmd is not None
+        cmd = self.cmd
+        cmd.command("SET", self._sync_key(realm, "epoch"), secrets.token_hex(8), "NX")
+        epoch_d = cmd.command("GET", self._sync_key(realm, "epoch"))
+
+        def got(uris: list[bytes]) -> Any:
+            reads = [self._read_record(realm, raw.decode()) for raw in uris]
+            return gatherResults([epoch_d, *reads], consumeErrors=True)
+
+        def loaded(results: list[Any]) -> None:
+            epoch, records = results[0].decode(), []
+            for raw, (state, patches, checkpoints) in zip(uris_seen, results[1:], strict=True):
+                records.append((raw.decode(), state, patches, checkpoints))
+            self.driver.sync_loaded(realm, epoch, records)
+
+        uris_seen: list[bytes] = []
+
+        def remember(uris: list[bytes]) -> list[bytes]:
+            uris_seen.extend(uris)
+            return uris
+
+        return cmd.command("ZRANGE", self._sync_key(realm, "uris"), 0, -1).addCallback(
+            remember).addCallback(got).addCallback(loaded)
+
     # -- pushes from Redis ------------------------------------------------------
     def _push(self, channel: bytes, data: bytes) -> None:
         if channel == self._ctl:
@@ -544,6 +701,8 @@ class RedisBackplane:
         self.counters["received"] += 1
         if kind == "rpc":
             self.driver.remote_rpc(realm, sender, env)
+        elif kind == "sync":
+            self.driver.sync_remote(realm, env)
         else:
             self.deliver(realm, env, kind)
 
@@ -572,3 +731,31 @@ class RedisBackplane:
         else:
             self.known.add(node)
             self.driver.remote_directory(msg[2], node, op, msg[3])
+
+
+def _commit_result(reply: list[int]) -> tuple[Any, ...]:
+    if reply[0] == 1:
+        return ("ok",)
+    return ("conflict", reply[1]) if reply[0] == 0 else ("too_many",)
+
+
+def _commit_error(failure: Any) -> tuple[Any, ...]:
+    if failure.check(RedisConnectionLost):
+        return ("error", failure.getErrorMessage())  # it may have run
+    return ("refused", failure.getErrorMessage())  # an error reply: the script did not commit
+
+
+def _record(replies: list[Any]) -> tuple[dict[str, Any] | None, list[dict[str, Any]],
+                                          list[tuple[int, Any, bool]]]:
+    """(state, patches, checkpoints) of one record from HGETALL, XRANGE, HGETALL."""
+    flat, entries, cps = replies
+    fields = {flat[i].decode(): flat[i + 1] for i in range(0, len(flat), 2)}
+    state = None
+    if fields:
+        state = {"v": int(fields["v"]), "t": fields["t"].decode(),
+                 "value": orjson.loads(fields["value"]), "d": fields["d"] == b"1",
+                 "ts": fields["ts"].decode(), "by": fields["by"].decode() or None}
+    patches = [_unpack(entry[1][1]) for entry in entries]
+    checkpoints = [(int(cps[i]), orjson.loads(cps[i + 1][1:]), cps[i + 1][:1] == b"1")
+                   for i in range(0, len(cps), 2)]
+    return state, patches, checkpoints

@@ -21,6 +21,10 @@ class RedisError(Exception):
     """An error reply, or the connection went away before the reply came."""
 
 
+class RedisConnectionLost(RedisError):
+    """The connection went away before the reply came: the command may have run."""
+
+
 def encode(args: tuple[Any, ...]) -> bytes:
     out = [b"*%d\r\n" % len(args)]
     for arg in args:
@@ -62,7 +66,7 @@ class RespProtocol(Protocol):
         self.open = False
         waiting, self._waiting = self._waiting, deque()
         for d in waiting:
-            d.errback(RedisError("connection to Redis lost"))
+            d.errback(RedisConnectionLost("connection to Redis lost"))
         self._on_lost(self)
 
     def dataReceived(self, data: bytes) -> None:

@@ -555,8 +555,24 @@ def _parse_root(ctx: _Ctx, data: dict[str, Any]) -> NodeConfig:
     realms = _parse_realms(root)
     metrics = _parse_metrics(root)
     cluster = _parse_cluster(root, realms)
+    _check_sync_stores(root, realms, cluster)
     return NodeConfig(listeners=listeners, realms=realms, source=ctx.source, metrics=metrics,
                       cluster=cluster)
+
+
+def _check_sync_stores(root: _Table, realms: tuple[Realm, ...], cluster: Cluster | None) -> None:
+    """A cluster keeps data-sync records in Redis; Redis records need a cluster."""
+    for index, realm in enumerate(realms):
+        for j, domain in enumerate(realm.sync.domains if realm.sync is not None else ()):
+            path = f"realms[{index}].sync.domains[{j}].store"
+            if cluster is not None and domain.store != "redis":
+                root.ctx.error(path, f'domain {_q(domain.prefix)} uses store = '
+                               f'"{domain.store}", which each router node would keep for '
+                               'itself; with a [cluster] backplane its records must be shared: '
+                               'store = "redis"')
+            elif cluster is None and domain.store == "redis":
+                root.ctx.error(path, f'domain {_q(domain.prefix)} uses store = "redis", which '
+                               'needs a [cluster] backplane = "redis://HOST[:PORT][/DB]"')
 
 
 def _parse_cluster(root: _Table, realms: tuple[Realm, ...]) -> Cluster | None:
@@ -581,10 +597,6 @@ def _parse_cluster(root: _Table, realms: tuple[Realm, ...]) -> Cluster | None:
     node_ttl, heartbeat = ttl or 3.0, beat or 1.0
     if heartbeat >= node_ttl:
         table.error("heartbeat", f"must be shorter than node_ttl ({node_ttl} s), found {heartbeat}")
-    for index, realm in enumerate(realms):
-        if realm.sync is not None and realm.sync.domains:
-            root.ctx.error(f"realms[{index}].sync", "data-sync records are not cluster-wide yet: "
-                           "a realm with sync domains cannot be served by a cluster backplane")
     return Cluster(backplane=url, host=match.group(1) or match.group(2), port=port,
                    db=int(match.group(4) or 0), prefix=prefix, node_ttl=node_ttl,
                    heartbeat=heartbeat)

@@ -67,7 +67,7 @@ class SyncDomain:
     """Record topics under ``prefix``: their store, conflict policy and history."""
 
     prefix: str
-    store: Literal["memory", "sqlite"] = "memory"
+    store: Literal["memory", "sqlite", "redis"] = "memory"  # redis: shared by a cluster
     database: str | None = None  # the SQLite file (absolute path) for store = "sqlite"
     conflict: Literal["reject", "rebase", "lww"] = "rebase"
     create: Literal["implicit", "explicit"] = "implicit"

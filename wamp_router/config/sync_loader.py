@@ -5,7 +5,7 @@
 
     [[realms.sync.domains]]
     prefix = "app.doc."                  # record topics app.doc.<anything>
-    store = "sqlite"                     # "memory" (default) or "sqlite"
+    store = "sqlite"                     # "memory" (default), "sqlite" or "redis" (a cluster)
     database = "data/realm1.sqlite3"     # SQLite file, relative to the config file
     conflict = "rebase"                  # "reject", "rebase" (default) or "lww"
     create = "implicit"                  # "implicit" (first write creates) or "explicit"
@@ -34,7 +34,7 @@ _DOMAIN_KEYS = ("prefix", "store", "database", "conflict", "create", "history",
                 "checkpoint_every", "disclose_author", "limits")
 _HISTORY_KEYS = ("max_versions", "max_age")
 _LIMIT_KEYS = ("max_record_bytes", "max_ops", "max_depth", "max_key_length", "max_records")
-STORES = ("memory", "sqlite")
+STORES = ("memory", "sqlite", "redis")
 CONFLICTS = ("reject", "rebase", "lww")
 CREATES = ("implicit", "explicit")
 Check = Callable[[str, str], "str | None"]  # check_pattern(uri, match) without an import cycle
@@ -118,7 +118,7 @@ def _parse_domain(t: _Table, realm: str, check: Check) -> SyncDomain | None:
         return None
     return SyncDomain(
         prefix=prefix,
-        store=cast(Literal["memory", "sqlite"], store),
+        store=cast(Literal["memory", "sqlite", "redis"], store),
         database=path,
         conflict=cast(Literal["reject", "rebase", "lww"], conflict),
         create=cast(Literal["implicit", "explicit"], create),

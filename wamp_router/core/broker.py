@@ -234,16 +234,24 @@ class Broker:
     def publish_internal(self, topic: str, args: list[Any] | None,
                          kwargs: dict[str, Any] | None = None, skip: int = 0,
                          identity: dict[str, Any] | None = None,
-                         publication: int = 0) -> list[Effect]:
+                         publication: int = 0, forward: bool = True) -> list[Effect]:
         """A publication by the router itself (meta events, data-sync patch events;
         ``skip``: a connection not to deliver to; ``publication``: its id, if the
-        caller already drew one)."""
+        caller already drew one; ``forward``: False for this node's subscribers only)."""
         publication = publication or global_id(self._rng)
         effects = self._fan_out(topic, publication, args, kwargs, None, skip, identity)
-        if self.cluster is not None:
+        if self.cluster is not None and forward:
             effects.append(self._forward(topic, publication, args, kwargs, {}, 0, identity,
                                          False))
         return effects
+
+    def publish_local(self, topic: str, args: list[Any] | None,
+                      kwargs: dict[str, Any] | None, skip: int,
+                      identity: dict[str, Any] | None, publication: int) -> list[Effect]:
+        """A data-sync version event for this node's subscribers (every node of a
+        cluster sends each version to its own)."""
+        return self.publish_internal(topic, args, kwargs, skip, identity, publication,
+                                     forward=False)
 
     # -- cluster ----------------------------------------------------------------
     def _forward(self, topic: str, publication: int, args: list[Any] | None,

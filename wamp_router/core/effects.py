@@ -16,6 +16,11 @@
   away ("reg-"): other nodes of the cluster route calls to it (or stop).
 - ``Relay(node, realm, payload)``: a piece of a call between this node and
   another (an invocation, interrupt, result or error), for that node's inbox.
+- ``SyncCommit(realm, batch, items)``: commit data-sync versions to the shared
+  record store of a cluster (a compare-and-set per version, in order), then call
+  ``router.sync_committed(realm, batch, results)``.
+- ``SyncFetch(realm, uri)``: read a record's state, patch log and checkpoints
+  from the shared store, then call ``router.sync_fetched(...)``.
 - ``Timer(at)``: call ``router.on_timer(now)`` no later than ``at`` (then ask
   ``router.next_deadline()`` for the next one).
 """
@@ -72,6 +77,7 @@ class Interest:
     match: str
     added: bool
 
+
 @dataclass(slots=True)
 class Advertise:
     realm: str
@@ -86,4 +92,18 @@ class Relay:
     payload: dict[str, Any]
 
 
-Effect = Send | Broadcast | Close | Timer | Commit | Forward | Interest | Advertise | Relay
+@dataclass(slots=True)
+class SyncCommit:
+    realm: str
+    batch: int
+    items: list[dict[str, Any]]  # one per version, see SyncEngine.commit
+
+
+@dataclass(slots=True)
+class SyncFetch:
+    realm: str
+    uri: str
+
+
+Effect = (Send | Broadcast | Close | Timer | Commit | Forward | Interest | Advertise | Relay
+          | SyncCommit | SyncFetch)

@@ -78,7 +78,7 @@ class Realm:
             from .sync.engine import SyncEngine, memory_store
 
             self.sync = SyncEngine(config.sync, open_store or memory_store(rng), rng,
-                                   self.broker.publish_internal)
+                                   self.broker.publish_local, config.name)
             self.sync.gate = self._gate
             self.sync.allowed_now = lambda s, action, uri: self._allowed_now(s, action, uri)[0]
             self.broker.snapshot = self.sync.snapshot

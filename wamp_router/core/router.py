@@ -57,7 +57,7 @@ from .stats import Stats
 from .uri import is_valid_uri
 
 if TYPE_CHECKING:
-    from .sync.engine import OpenStore
+    from .sync.engine import OpenStore, SyncEngine
 
 TOO_MANY_SESSIONS = "router.error.too_many_sessions"
 
@@ -373,6 +373,35 @@ class Router:
         if r is None:
             return []
         return r.broker.deliver_remote(envelope, kind)
+
+    # -- shared data-sync records (store = "redis"; see SyncEngine) -------------
+    def _sync_of(self, realm: str) -> SyncEngine | None:
+        r = self.realms.get(realm)
+        return None if r is None else r.sync
+
+    def sync_committed(self, realm: str, batch: int,
+                       results: list[tuple[Any, ...]]) -> list[Effect]:
+        sync = self._sync_of(realm)
+        return [] if sync is None else sync.sync_committed(batch, results)
+
+    def sync_remote(self, realm: str, env: dict[str, Any]) -> list[Effect]:
+        sync = self._sync_of(realm)
+        return [] if sync is None else sync.remote_version(env)
+
+    def sync_fetched(self, realm: str, uri: str, state: dict[str, Any] | None,
+                     patches: list[dict[str, Any]],
+                     checkpoints: list[tuple[int, Any, bool]]) -> list[Effect]:
+        sync = self._sync_of(realm)
+        return [] if sync is None else sync.sync_fetched(uri, state, patches, checkpoints)
+
+    def sync_loaded(self, realm: str, epoch: str, records: list[Any]) -> list[Effect]:
+        sync = self._sync_of(realm)
+        return [] if sync is None else sync.sync_loaded(epoch, records)
+
+    def sync_realms(self) -> list[str]:
+        """The realms with shared data-sync domains (their records live in Redis)."""
+        return [name for name, r in self.realms.items()
+                if r.sync is not None and any(d.shared for d in r.sync.domains)]
 
     def commit(self) -> list[Effect]:
         """Commit the data-sync writes queued during this reactor turn (the

@@ -7,7 +7,7 @@ import secrets
 from typing import TYPE_CHECKING
 
 from ..config.model import SyncDomain
-from ..core.sync.memory import MemoryStore
+from ..core.sync.memory import MemoryStore, ReplicaStore
 from ..core.sync.store import RecordStore
 
 if TYPE_CHECKING:
@@ -20,6 +20,8 @@ def open_stores() -> OpenStore:
     def open_store(domain: SyncDomain) -> RecordStore:
         if domain.store == "memory":
             return MemoryStore(secrets.token_hex(8))
+        if domain.store == "redis":  # this node's copy; the cluster backplane fills it
+            return ReplicaStore()
         from .sqlite import SqliteStore
 
         path = domain.database

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from twisted.logger import Logger
 
@@ -27,6 +27,8 @@ from ..core.effects import (
     Interest,
     Relay,
     Send,
+    SyncCommit,
+    SyncFetch,
     Timer,
 )
 from ..core.errors import INVALID_ARGUMENT, PAYLOAD_SIZE_EXCEEDED, ProtocolViolation
@@ -223,21 +225,23 @@ class Driver:
             else:
                 self._apply_other(effect)
 
+    _CLUSTER_EFFECTS: ClassVar[dict[type, str]] = {
+        Forward: "forward", Interest: "interest", Relay: "relay", Advertise: "advertise",
+        SyncCommit: "sync_commit", SyncFetch: "sync_fetch"}
+
     def _apply_other(self, effect: Effect) -> None:
-        if type(effect) is Forward:
-            if self.cluster is not None:
-                self.cluster.forward(effect)
-        elif type(effect) is Interest:
-            if self.cluster is not None:
-                self.cluster.interest(effect)
-        elif type(effect) is Relay:
-            if self.cluster is not None:
-                self.cluster.relay(effect)
-        elif type(effect) is Advertise:
-            if self.cluster is not None:
-                self.cluster.advertise(effect)
-        elif type(effect) is Commit and self._commit_call is None:
-            self._commit_call = self._reactor.callLater(0, self._commit)
+        if type(effect) is Commit:
+            if self._commit_call is None:
+                self._commit_call = self._reactor.callLater(0, self._commit)
+            return
+        method = self._CLUSTER_EFFECTS.get(type(effect))
+        if method is None:
+            return
+        if self.cluster is not None:
+            getattr(self.cluster, method)(effect)
+        elif type(effect) is SyncCommit:  # (the config refuses shared records without one)
+            self._reactor.callLater(0, self.sync_committed, effect.realm, effect.batch,
+                                    [("refused", "no cluster backplane")] * len(effect.items))
 
     def remote(self, realm: str, envelope: dict[str, Any], kind: str) -> None:
         """A publication another node of the cluster made (the backplane flushes once
@@ -279,6 +283,30 @@ class Driver:
 
     def node_gone(self, node: str, dead: bool = False) -> None:
         self._cluster_input(lambda: self.router.node_gone(node, dead), "a node leaving")
+
+    # shared data-sync records (store = "redis")
+    def sync_realms(self) -> list[str]:
+        return self.router.sync_realms()
+
+    def sync_committed(self, realm: str, batch: int, results: list[tuple[Any, ...]]) -> None:
+        self._cluster_input(lambda: self.router.sync_committed(realm, batch, results),
+                            "a data-sync commit")
+
+    def sync_remote(self, realm: str, env: dict[str, Any]) -> None:
+        try:  # (the backplane flushes once after all it read from Redis at once)
+            self.apply(self.router.sync_remote(realm, env))
+        except Exception:
+            log.failure("internal error applying a data-sync version from another node")
+
+    def sync_fetched(self, realm: str, uri: str, state: dict[str, Any] | None,
+                     patches: list[dict[str, Any]],
+                     checkpoints: list[tuple[int, Any, bool]]) -> None:
+        self._cluster_input(lambda: self.router.sync_fetched(realm, uri, state, patches,
+                                                             checkpoints), "a record read back")
+
+    def sync_loaded(self, realm: str, epoch: str, records: list[Any]) -> None:
+        self._cluster_input(lambda: self.router.sync_loaded(realm, epoch, records),
+                            "the shared records")
 
     def advertisements(self) -> list[Advertise]:
         return [e for e in self.router.advertisements() if type(e) is Advertise]

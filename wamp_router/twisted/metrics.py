@@ -95,6 +95,10 @@ class RouterCollector:
             ("deltas", "Data-sync resyncs answered with missing patches"),
             ("commits", "Data-sync store transactions (group commits)"),
             ("commit_failures", "Data-sync store transactions that failed"),
+            ("cas_retries", "Data-sync writes run again after another node's version came "
+                            "first (shared records)"),
+            ("remote_versions", "Data-sync versions committed by other nodes, applied here"),
+            ("resyncs", "Shared records this node read back whole from Redis after a gap"),
         ):
             family = CounterMetricFamily(f"wamp_sync_{key}", help_text, labels=["realm"])
             for name, engine in engines:

@@ -26,11 +26,12 @@ import orjson
 
 from ...config.model import Sync, SyncDomain
 from ..broker import FILTER_KEYS, iso
-from ..effects import COMMIT, Effect, Send
+from ..effects import COMMIT, Effect, Send, SyncCommit, SyncFetch
 from ..errors import INVALID_ARGUMENT, WampError
 from ..ids import RandomSource, global_id
 from ..messages import Call, Error, Publish, Published, Result
 from . import patch as jp
+from .memory import ReplicaStore
 from .store import PatchRow, RecordRow, RecordStore, Unit, Write
 
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ MAX_CONFLICT_PATCHES = 50  # a conflict error carries at most this many missing 
 MAX_CONFLICT_VALUE = 65536  # ... or the value, when its JSON is at most this large
 MAX_LIST = 1000
 MAX_CACHED = 50_000  # records kept in memory (least recently loaded go first)
+MAX_ATTEMPTS = 20  # a write that lost this many compare-and-sets in a row fails
 
 # procedure (after the API prefix) -> parameter names, in positional order
 PARAMS: dict[str, tuple[str, ...]] = {
@@ -85,6 +87,8 @@ class Domain:
         self.limits = jp.Limits(max_depth=config.limits.max_depth,
                                 max_key_length=config.limits.max_key_length)
         self.records: int | None = None  # count, loaded when max_records needs it
+        # a cluster's shared records (store = "redis"): versions are ordered by Redis
+        self.shared = isinstance(store, ReplicaStore)
 
     def describe(self) -> dict[str, Any]:
         c = self.config
@@ -112,6 +116,8 @@ class Rec:
     hvalue: Any
     hdeleted: bool
     pending: list[PatchRow] = field(default_factory=list)  # versions v+1 .. hv
+    tok: str = ""  # shared records: the committed version's token
+    htok: str = ""  # ... and the head's
 
     @property
     def exists(self) -> bool:
@@ -136,11 +142,32 @@ class _Queued:
     fail: Callable[[WampError], list[Effect]]  # the answer when the store failed
     skip: int  # connection not to echo the patch event to (PUBLISH exclude_me)
     identity: dict[str, Any] | None
+    tok: str = ""  # shared records: this version's token, and the one it was computed on
+    prev: str = ""
+    redo: Callable[[], list[Effect]] | None = None  # the write again, on the new state
+
+
+@dataclass(slots=True)
+class _Flight:
+    """A shared record's versions on their way to or from Redis."""
+
+    inflight: int = 0  # own versions sent, not yet answered
+    # writes waiting for the record to catch up (after a lost compare-and-set), in order
+    waiting: list[Callable[[], list[Effect]]] | None = None
+    target: int = 0  # the version Redis had when a compare-and-set was lost
+    buffer: dict[int, dict[str, Any]] = field(default_factory=dict)  # other nodes' versions
+    fetching: bool = False
+
+    @property
+    def idle(self) -> bool:
+        return (not self.inflight and self.waiting is None and not self.buffer
+                and not self.fetching)
 
 
 class SyncEngine:
     def __init__(self, config: Sync, open_store: OpenStore, rng: RandomSource,
-                 fan_out: FanOut) -> None:
+                 fan_out: FanOut, realm: str = "") -> None:
+        self.realm = realm
         self.api = config.api_prefix
         self.error_prefix = config.api_prefix + "error."
         self.domains = [Domain(d, open_store(d)) for d in config.domains]
@@ -148,9 +175,14 @@ class SyncEngine:
         self._fan_out = fan_out
         self._cache: dict[str, Rec] = {}
         self._queue: list[_Queued] = []
+        # shared records: per record in motion, and the batches sent to Redis
+        self._flights: dict[str, _Flight] = {}
+        self._batches: dict[int, list[_Queued]] = {}
+        self._next_batch = 0
         self.counters: dict[str, int] = {
             "writes": 0, "conflicts": 0, "rebased": 0, "snapshots": 0, "deltas": 0,
-            "commits": 0, "commit_failures": 0}
+            "commits": 0, "commit_failures": 0, "cas_retries": 0, "remote_versions": 0,
+            "resyncs": 0}
         self.gate: Gate | None = None  # set by the realm
         self.allowed_now: AllowedNow | None = None
 
@@ -173,6 +205,9 @@ class SyncEngine:
             rec = Rec(uri, domain, 0, None, False, 0, None, False)
         else:
             rec = Rec(uri, domain, row.v, row.value, row.deleted, row.v, row.value, row.deleted)
+        if domain.shared:
+            assert isinstance(domain.store, ReplicaStore)
+            rec.tok = rec.htok = domain.store.tok.get(uri, "")
         if len(self._cache) >= MAX_CACHED:
             self._evict()
         self._cache[uri] = rec
@@ -180,7 +215,7 @@ class SyncEngine:
 
     def _evict(self) -> None:
         for uri in list(self._cache)[: MAX_CACHED // 10]:
-            if not self._cache[uri].pending:
+            if not self._cache[uri].pending and uri not in self._flights:
                 del self._cache[uri]
 
     def _error(self, name: str, message: str, **kwargs: Any) -> WampError:
@@ -193,13 +228,19 @@ class SyncEngine:
         if domain is None:
             raise self._error("not_managed", f"{uri!r} is in no data-sync domain (domains: "
                               f"{', '.join(d.prefix for d in self.domains)})", uri=uri)
+        self._check_ready(domain)
         return uri, domain
+
+    def _check_ready(self, domain: Domain) -> None:
+        if domain.shared and not getattr(domain.store, "ready", True):
+            raise self._error("unavailable", f"the records of {domain.prefix!r} are not loaded "
+                              "from Redis yet (is Redis reachable?)")
 
     # -- snapshots and reads (committed state only) -------------------------
     def snapshot(self, uri: str) -> dict[str, Any] | None:
         """The retained event of a managed topic (None: not managed)."""
         domain = self.domain_of(uri)
-        if domain is None:
+        if domain is None or (domain.shared and not getattr(domain.store, "ready", True)):
             return None
         self.counters["snapshots"] += 1
         return self._state(self._rec(uri, domain))
@@ -332,25 +373,20 @@ class SyncEngine:
                reply: Callable[[int], list[Effect]],
                fail: Callable[[WampError], list[Effect]], skip: int,
                identity: dict[str, Any] | None,
-               on_noop: Callable[[Rec], list[Effect]] | None = None) -> list[Effect]:
+               on_noop: Callable[[Rec], list[Effect]] | None = None,
+               attempt: int = 0) -> list[Effect]:
         """Check and apply one write to the record's head and queue it for commit."""
+        redo: Callable[[], list[Effect]] | None = None
+        if rec.domain.shared:
+            redo = self._shared_write(attempt, session, rec, body, now, reply, fail, skip,
+                                      identity, on_noop)
+            if redo is None:
+                return []
         exists = rec.hv > 0 and not rec.hdeleted
         self._admit(rec, body, exists)
         rebase_against = self._check_version(rec, body)
         ts = iso(now)
-        try:
-            value, ops, units, deleted = self._apply(rec, body, exists, ts)
-        except WampError:
-            if rebase_against is not None:  # it may fail because of what it missed
-                clash = jp.conflicts(_raw_units(body), rebase_against)
-                if clash:
-                    raise self._conflict(rec, body, clash,
-                                         f"version conflict on {rec.uri}") from None
-            raise
-        if rebase_against is not None:
-            clash = jp.conflicts(units, rebase_against)
-            if clash:
-                raise self._conflict(rec, body, clash, f"version conflict on {rec.uri}")
+        value, ops, units, deleted = self._rebased(rec, body, exists, ts, rebase_against)
         if ops is not None and not ops and exists:
             # nothing changes (tests only, a value already there): no new version
             return on_noop(rec) if on_noop is not None else reply(0)
@@ -375,8 +411,63 @@ class SyncEngine:
         self.counters["writes"] += 1
         if rebase_against is not None:
             self.counters["rebased"] += 1
-        self._queue.append(_Queued(rec, write, reply, fail, skip, identity))
+        queued = _Queued(rec, write, reply, fail, skip, identity)
+        if redo is not None:
+            queued.prev, queued.tok, queued.redo = rec.htok, _token(self._rng), redo
+            rec.htok = queued.tok
+        self._queue.append(queued)
         return [COMMIT] if len(self._queue) == 1 else []
+
+    def _rebased(self, rec: Rec, body: Body, exists: bool, ts: str,
+                 rebase_against: list[Unit] | None,
+                 ) -> tuple[Any, list[dict[str, Any]] | None, list[Unit], bool]:
+        """``_apply``, and a conflict when a rebased write touches what it missed."""
+        try:
+            value, ops, units, deleted = self._apply(rec, body, exists, ts)
+        except WampError:
+            if rebase_against is not None:  # it may fail because of what it missed
+                clash = jp.conflicts(_raw_units(body), rebase_against)
+                if clash:
+                    raise self._conflict(rec, body, clash,
+                                         f"version conflict on {rec.uri}") from None
+            raise
+        if rebase_against is not None:
+            clash = jp.conflicts(units, rebase_against)
+            if clash:
+                raise self._conflict(rec, body, clash, f"version conflict on {rec.uri}")
+        return value, ops, units, deleted
+
+    def _shared_write(self, attempt: int, session: Session, rec: Rec, body: Body,
+                      now: float, *args: Any) -> Callable[[], list[Effect]] | None:
+        """A write to a shared record: how to run it again after a lost
+        compare-and-set (None: it waits, the record is catching up with Redis).
+        ``args``: the rest of ``_write``'s arguments."""
+        uri, domain = rec.uri, rec.domain
+        self._check_ready(domain)
+        fail = args[1]
+
+        def again(tries: int) -> list[Effect]:
+            if tries >= MAX_ATTEMPTS:
+                return fail(self._error(  # type: ignore[no-any-return]
+                    "unavailable", f"{uri!r} changed on other router nodes {tries} times "
+                    "while this write was being committed; try again"))
+            try:
+                reply, _, skip, identity, on_noop = args
+                return self._write(session, self._rec(uri, domain), body, now, reply, fail,
+                                   skip, identity, on_noop, tries)
+            except WampError as exc:
+                return fail(exc)  # type: ignore[no-any-return]
+
+        flight = self._flights.get(uri)
+        if flight is not None and flight.waiting is not None:
+            flight.waiting.append(lambda: again(attempt))  # writes keep their order
+            return None
+
+        def redo() -> list[Effect]:
+            self.counters["cas_retries"] += 1
+            return again(attempt + 1)
+
+        return redo
 
     def _admit(self, rec: Rec, body: Body, exists: bool) -> None:
         """Checks that need no patching: op count, create/delete rules, record count."""
@@ -496,6 +587,11 @@ class SyncEngine:
         queue, self._queue = self._queue, []
         if not queue:
             return []
+        effects: list[Effect] = []
+        shared = [q for q in queue if q.redo is not None]
+        if shared:
+            queue = [q for q in queue if q.redo is None]
+            effects.append(self._send(shared))
         failed: dict[int, str] = {}
         by_store: dict[int, tuple[RecordStore, list[Write]]] = {}
         for q in queue:
@@ -508,11 +604,9 @@ class SyncEngine:
             except Exception as exc:  # the store failed: these versions never happened
                 self.counters["commit_failures"] += 1
                 failed[key] = f"{type(exc).__name__}: {exc}"
-        effects: list[Effect] = []
         reverted: set[int] = set()
         for q in queue:
             rec = q.rec
-            patch = q.write.patch
             why = failed.get(id(rec.domain.store))
             if why is not None:
                 if id(rec) not in reverted:
@@ -524,18 +618,298 @@ class SyncEngine:
                     "unavailable", f"the record store failed ({why}); the write was not "
                     "applied")))
                 continue
-            rec.v, rec.value, rec.deleted = patch.v, q.write.row.value, patch.deleted
-            if rec.pending and rec.pending[0] is patch:
-                rec.pending.pop(0)
-            publication = global_id(self._rng)  # the event's id, also in PUBLISHED
-            effects.extend(self._fan_out(rec.uri, [], self._event(patch, rec.domain), q.skip,
-                                         q.identity, publication))
-            effects.extend(q.reply(publication))
+            effects.extend(self._committed(q))
+        return effects
+
+    def _committed(self, q: _Queued) -> list[Effect]:
+        """A version is durable: it becomes the record's state, its observers get it
+        and its writer gets the answer."""
+        rec, patch = q.rec, q.write.patch
+        rec.v, rec.value, rec.deleted, rec.tok = patch.v, q.write.row.value, patch.deleted, q.tok
+        if rec.pending and rec.pending[0] is patch:
+            rec.pending.pop(0)
+        if not rec.pending:  # (a shared record's head may have been reset meanwhile)
+            rec.hv, rec.hvalue, rec.hdeleted, rec.htok = rec.v, rec.value, rec.deleted, rec.tok
+        publication = global_id(self._rng)  # the event's id, also in PUBLISHED
+        effects = self._fan_out(rec.uri, [], self._event(patch, rec.domain), q.skip,
+                                q.identity, publication)
+        effects.extend(q.reply(publication))
         return effects
 
     def close(self) -> None:
         for store in {id(d.store): d.store for d in self.domains}.values():
             store.close()
+
+    # -- shared records (a cluster: store = "redis") ----------------------------
+    # Redis orders the versions of a shared record: each version is committed by
+    # compare-and-set against the token of the version it was computed on. The
+    # node that committed it broadcasts it to its own observers; Redis pushes it
+    # to the other nodes, which apply it to their replica in version order (a gap
+    # is filled by reading the record back) and broadcast it to theirs. A write
+    # that lost its compare-and-set waits until this node has the winning
+    # versions, then goes through the conflict policy again (unconditional writes
+    # simply apply to the new state), in the order the writes came.
+
+    def _send(self, queue: list[_Queued]) -> SyncCommit:
+        items: list[dict[str, Any]] = []
+        for q in queue:
+            w, p = q.write, q.write.patch
+            self._flight(q.rec.uri).inflight += 1
+            items.append({"u": q.rec.uri, "pv": p.v - 1, "pt": q.prev, "value": w.value_json,
+                          "p": _pack_patch(p, q.tok, q.prev, w), "i": q.identity,
+                          "max": q.rec.domain.config.limits.max_records})
+        self._next_batch += 1
+        self._batches[self._next_batch] = queue
+        return SyncCommit(self.realm, self._next_batch, items)
+
+    def _flight(self, uri: str) -> _Flight:
+        flight = self._flights.get(uri)
+        if flight is None:
+            flight = self._flights[uri] = _Flight()
+        return flight
+
+    def sync_committed(self, batch: int, results: list[tuple[Any, ...]]) -> list[Effect]:
+        """Redis answered a ``SyncCommit``: per version ("ok",), ("conflict", v)
+        (another node's version came first), ("too_many",) (max_records),
+        ("refused", why) (not committed: Redis unreachable or an error reply) or
+        ("error", why) (the connection was lost on the way: the outcome is unknown)."""
+        queue = self._batches.pop(batch, None)
+        if queue is None:
+            return []
+        effects: list[Effect] = []
+        touched: dict[str, Rec] = {}
+        for q, result in zip(queue, results, strict=True):
+            rec = q.rec
+            flight = self._flight(rec.uri)
+            flight.inflight -= 1
+            touched[rec.uri] = rec
+            status = result[0]
+            if status == "ok" and q.write.patch.v == rec.v + 1 and q.prev == rec.tok:
+                store = rec.domain.store
+                assert isinstance(store, ReplicaStore)
+                store.commit([q.write])
+                store.tok[rec.uri] = q.tok
+                self.counters["commits"] += 1
+                effects.extend(self._committed(q))
+                continue
+            effects.extend(self._not_committed(q, flight, result))
+        for rec in touched.values():
+            effects.extend(self._drain(rec))
+            effects.extend(self._resume(rec))
+        return effects
+
+    def _not_committed(self, q: _Queued, flight: _Flight,
+                       result: tuple[Any, ...]) -> list[Effect]:
+        rec, status = q.rec, result[0]
+        if flight.waiting is None:  # the head was built on versions Redis does not have
+            flight.waiting = []
+            rec.hv, rec.hvalue, rec.hdeleted, rec.htok = rec.v, rec.value, rec.deleted, rec.tok
+            rec.pending.clear()
+            rec.domain.records = None
+        if status == "ok":  # committed, but not in order here: read the record back
+            flight.target = max(flight.target, q.write.patch.v)
+            return q.reply(global_id(self._rng))
+        if status == "conflict":
+            flight.target = max(flight.target, int(result[1]))
+            assert q.redo is not None
+            flight.waiting.append(q.redo)
+            return []
+        if status == "too_many":
+            limit = rec.domain.config.limits.max_records
+            return q.fail(self._error("too_many_records", f"domain {rec.domain.prefix!r} holds "
+                                      f"its maximum of {limit} records", max_records=limit))
+        self.counters["commit_failures"] += 1
+        if status == "refused":
+            return q.fail(self._error("unavailable", "the write was not applied: the shared "
+                                      f"record store refused it ({result[1]})"))
+        return q.fail(self._error(
+            "unavailable", f"the connection to the shared record store was lost ({result[1]}) "
+            "while the write was committed: it may or may not have been applied (the "
+            "record's versions tell)"))
+
+    def remote_version(self, env: dict[str, Any]) -> list[Effect]:
+        """A version another node committed (pushed by Redis): ``{u: uri, p: patch,
+        i: publisher identity}``."""
+        uri = env.get("u")
+        domain = self.domain_of(uri) if type(uri) is str else None
+        if domain is None or not domain.shared or not getattr(domain.store, "ready", False):
+            return []
+        assert type(uri) is str
+        rec = self._rec(uri, domain)
+        v = env["p"]["v"]
+        if v <= rec.v:
+            return []  # known already (a read-back got it first)
+        self._flight(uri).buffer[v] = env
+        return self._drain(rec) + self._resume(rec)
+
+    def sync_fetched(self, uri: str, state: dict[str, Any] | None,
+                     patches: list[dict[str, Any]],
+                     checkpoints: list[tuple[int, Any, bool]]) -> list[Effect]:
+        """Redis's copy of one record, read back after a gap (see ``SyncFetch``)."""
+        domain = self.domain_of(uri)
+        if domain is None or not domain.shared:
+            return []
+        rec = self._rec(uri, domain)
+        self._flight(uri).fetching = False
+        effects = self._reconcile(rec, state, patches, checkpoints)
+        return effects + self._drain(rec) + self._resume(rec)
+
+    def sync_loaded(self, epoch: str,
+                    records: list[tuple[str, dict[str, Any], list[dict[str, Any]],
+                                        list[tuple[int, Any, bool]]]]) -> list[Effect]:
+        """Every shared record as Redis has it (at start and after a reconnect):
+        what this node missed reaches its observers."""
+        effects: list[Effect] = []
+        first = self._epoch(epoch)
+        for uri, state, patches, checkpoints in records:
+            domain = self.domain_of(uri)
+            if domain is None or not domain.shared:
+                continue
+            rec = self._rec(uri, domain)
+            if id(domain) in first:
+                self._replace(rec, state, patches, checkpoints)
+            else:
+                effects.extend(self._reconcile(rec, state, patches, checkpoints))
+        for domain in self.domains:
+            if isinstance(domain.store, ReplicaStore):
+                domain.store.ready = True
+        for uri, flight in list(self._flights.items()):
+            flight.fetching = False  # (a read-back lost with the connection: this is newer)
+            cached = self._cache.get(uri)
+            if cached is not None:
+                effects.extend(self._drain(cached))
+                effects.extend(self._resume(cached))
+        return effects
+
+    def _epoch(self, epoch: str) -> set[int]:
+        """Take Redis's epoch; the domains loaded for the first time (by id)."""
+        first: set[int] = set()
+        for domain in self.domains:
+            store = domain.store
+            if not isinstance(store, ReplicaStore):
+                continue
+            if store.ready and store.epoch != epoch:
+                # Redis lost the records (no persistence?) and a node started afresh
+                store.clear()
+                for uri in [u for u, r in self._cache.items() if r.domain is domain]:
+                    if uri not in self._flights:
+                        del self._cache[uri]
+            if not store.ready:
+                first.add(id(domain))
+            store.epoch = epoch
+            domain.records = None
+        return first
+
+    def _drain(self, rec: Rec) -> list[Effect]:
+        """Apply the other nodes' versions that follow the record's state."""
+        flight = self._flights.get(rec.uri)
+        if flight is None:
+            return []
+        effects: list[Effect] = []
+        buffer = flight.buffer
+        while buffer:
+            env = buffer.get(rec.v + 1)
+            if env is None or env["p"].get("pt") != rec.tok:
+                break
+            del buffer[rec.v + 1]
+            applied = self._apply_remote(rec, env["p"], env.get("i") or None)
+            if applied is None:  # this replica cannot apply it: read the record back
+                buffer.clear()
+                flight.target = max(flight.target, rec.v + 1)
+                break
+            effects.extend(applied)
+        for v in [v for v in buffer if v <= rec.v]:
+            del buffer[v]
+        if (buffer or flight.target > rec.v) and not flight.inflight and not flight.fetching:
+            flight.fetching = True  # a gap no answer of ours will fill
+            effects.append(SyncFetch(self.realm, rec.uri))
+        return effects
+
+    def _resume(self, rec: Rec) -> list[Effect]:
+        """Run the writes that waited for the record to catch up."""
+        flight = self._flights.get(rec.uri)
+        if flight is None:
+            return []
+        effects: list[Effect] = []
+        if flight.waiting is not None and not flight.inflight and rec.v >= flight.target:
+            waiting, flight.waiting = flight.waiting, None
+            flight.target = 0
+            for run in waiting:
+                effects.extend(run())
+        if flight.idle and self._flights.get(rec.uri) is flight:
+            del self._flights[rec.uri]
+        return effects
+
+    def _apply_remote(self, rec: Rec, p: dict[str, Any],
+                      identity: dict[str, Any] | None) -> list[Effect] | None:
+        """Another node's version ``p`` (the next one) into the replica, then to the
+        observers here (None: it does not apply to this replica)."""
+        patch = _unpack_patch(p)
+        if patch.deleted:
+            value, deleted = None, True
+        elif patch.ops is not None:
+            try:
+                value = jp.apply_normalised(rec.value if rec.exists else {}, patch.ops)
+            except jp.PatchError:
+                return None
+            deleted = False
+        else:
+            value, deleted = patch.value, False
+        store = rec.domain.store
+        assert isinstance(store, ReplicaStore)
+        store.commit([Write(RecordRow(rec.uri, patch.v, value, deleted, patch.ts, patch.by),
+                            patch, b"", p.get("k", 0), p.get("m") or None, p.get("c", 0))])
+        store.tok[rec.uri] = p["t"]
+        if rec.v == 0:
+            rec.domain.records = None
+        self._take(rec, patch.v, value, deleted, p["t"])
+        self.counters["remote_versions"] += 1
+        publication = global_id(self._rng)
+        return self._fan_out(rec.uri, [], self._event(patch, rec.domain), 0, identity,
+                             publication)
+
+    def _take(self, rec: Rec, v: int, value: Any, deleted: bool, tok: str) -> None:
+        rec.v, rec.value, rec.deleted, rec.tok = v, value, deleted, tok
+        if not rec.pending:  # no own version on its way: the head is the new state
+            rec.hv, rec.hvalue, rec.hdeleted, rec.htok = v, value, deleted, tok
+
+    def _reconcile(self, rec: Rec, state: dict[str, Any] | None,
+                   patches: list[dict[str, Any]],
+                   checkpoints: list[tuple[int, Any, bool]]) -> list[Effect]:
+        """Bring the replica of ``rec`` up to Redis's ``state``: version by version
+        when the log covers the gap, else at once (observers get the whole value)."""
+        if state is None or state["v"] <= rec.v:
+            return []
+        chain = [p for p in patches if p["v"] > rec.v]
+        if (chain and chain[0]["v"] == rec.v + 1 and chain[0].get("pt") == rec.tok
+                and chain[-1]["v"] == state["v"] and len(chain) == state["v"] - rec.v):
+            effects: list[Effect] = []
+            for p in chain:
+                applied = self._apply_remote(rec, p, None)
+                if applied is None:
+                    break
+                effects.extend(applied)
+            else:
+                return effects
+        self._replace(rec, state, patches, checkpoints)
+        self.counters["resyncs"] += 1
+        event: dict[str, Any] = {"v": rec.v}
+        if rec.deleted:
+            event["deleted"] = True
+        else:
+            event["value"] = rec.value
+        event["ts"] = state.get("ts", "")
+        return self._fan_out(rec.uri, [], event, 0, None, global_id(self._rng))
+
+    def _replace(self, rec: Rec, state: dict[str, Any], patches: list[dict[str, Any]],
+                 checkpoints: list[tuple[int, Any, bool]]) -> None:
+        store = rec.domain.store
+        assert isinstance(store, ReplicaStore)
+        row = RecordRow(rec.uri, state["v"], state["value"], bool(state["d"]),
+                        state.get("ts", ""), state.get("by") or None)
+        store.replace(row, state["t"], [_unpack_patch(p) for p in patches], checkpoints)
+        rec.domain.records = None
+        self._take(rec, row.v, row.value, row.deleted, state["t"])
 
     # -- procedures ---------------------------------------------------------
     def handles(self, procedure: str) -> bool:
@@ -758,11 +1132,30 @@ def _raw_units(body: Body) -> list[Unit]:
     return units
 
 
+def _token(rng: RandomSource) -> str:
+    return format(rng.getrandbits(64), "016x")
+
+
+def _pack_patch(p: PatchRow, tok: str, prev: str, w: Write) -> dict[str, Any]:
+    """A version as the shared store keeps it (and as other nodes apply it)."""
+    return {"v": p.v, "ops": p.ops, "value": p.value, "d": p.deleted, "by": p.by,
+            "cid": p.cid, "ts": p.ts, "units": [list(u) for u in p.units], "t": tok,
+            "pt": prev, "k": w.keep_versions, "m": w.min_ts or "", "c": w.checkpoint_every}
+
+
+def _unpack_patch(p: dict[str, Any]) -> PatchRow:
+    return PatchRow(p["v"], p.get("ops"), p.get("value"), bool(p.get("d")), p.get("by"),
+                    p.get("cid"), p.get("ts", ""),
+                    [(u[0], u[1]) for u in p.get("units") or ()])
+
+
 def memory_store(rng: RandomSource) -> OpenStore:
     """The store factory of the pure core: memory stores only (the adapters add SQLite)."""
     from .memory import MemoryStore
 
     def open_store(domain: SyncDomain) -> RecordStore:
+        if domain.store == "redis":  # a cluster node's copy (filled through the router)
+            return ReplicaStore()
         if domain.store != "memory":
             raise ValueError(f"store {domain.store!r} of domain {domain.prefix!r} needs the "
                              "router's store adapters")

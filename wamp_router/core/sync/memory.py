@@ -23,7 +23,7 @@ from typing import Any
 
 from .store import PatchRow, RecordRow, Write
 
-__all__ = ["MemoryStore", "prefix_upper"]
+__all__ = ["MemoryStore", "ReplicaStore", "prefix_upper"]
 
 _MAX_CHAR = 0x10FFFF
 _SURROGATES = (0xD800, 0xDFFF)
@@ -163,3 +163,42 @@ def _trim_checkpoints(checkpoints: list[tuple[int, Any, bool]] | None, start: in
         i = bisect_right(checkpoints, start, key=_checkpoint_v) - 1
         if i > 0:
             del checkpoints[:i]
+
+
+class ReplicaStore(MemoryStore):
+    """A node's copy of the records of a ``store = "redis"`` domain (a cluster).
+
+    Redis holds the records and orders their versions (a compare-and-set per
+    version); every node keeps all of them here, so reads, snapshots, deltas,
+    rebases and ``get_at`` are answered locally. The engine fills it from what
+    Redis confirmed: its own commits, the other nodes' versions (pushed by
+    Redis) and what it reads back after a gap or a reconnect. ``tok`` is each
+    record's version token (unique per version: a write is compared and set
+    against the token it was computed from)."""
+
+    shared = True
+
+    def __init__(self) -> None:
+        super().__init__("")
+        self.ready = False  # loaded from Redis at least once
+        self.tok: dict[str, str] = {}
+
+    def replace(self, row: RecordRow, tok: str, patches: builtins.list[PatchRow],
+                checkpoints: builtins.list[tuple[int, Any, bool]]) -> None:
+        """Take Redis's copy of one record (after a gap this node cannot fill
+        version by version)."""
+        uri = row.uri
+        if uri not in self._rows:
+            insort(self._uris, uri)
+        self._rows[uri] = row
+        self._logs[uri] = sorted(patches, key=_patch_v)
+        self._checkpoints[uri] = sorted(checkpoints, key=_checkpoint_v)
+        self.tok[uri] = tok
+
+    def clear(self) -> None:
+        """Forget every record (Redis's records were replaced: a new epoch)."""
+        self._rows.clear()
+        self._uris.clear()
+        self._logs.clear()
+        self._checkpoints.clear()
+        self.tok.clear()

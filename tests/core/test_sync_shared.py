@@ -1,0 +1,366 @@
+"""Shared data-sync records across cluster nodes (a property test on the pure core).
+
+Three routers share ``store = "redis"`` records through a model of what the
+Redis backplane does: a compare-and-set per version executed when Redis gets
+to the command (each node's commands in order), its answer on the node's
+command connection, and the version pushed to the other nodes on their
+subscriber connection. Hypothesis picks the interleaving of every step
+(writes, commits, Redis executing a command, an answer arriving, a push
+arriving) and lost connections (unexecuted commands fail, answers turn into
+errors, pushes are lost, the node reloads every record on reconnect).
+
+At the end: every node answers Redis's state, every observer on every node
+saw contiguous versions ending at it, Redis's log has every version once,
+and the counter equals the sum of the increments whose writers were told
+they were applied, plus some of those told the outcome is unknown (the
+connection was lost during the commit), and none of the refused ones.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from collections import deque
+from typing import Any
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.helpers import ROLES
+from tests.sync_client import RecordState
+from wamp_router.config.loader import load_config_text
+from wamp_router.core.effects import Broadcast, Effect, Send, SyncCommit, SyncFetch
+from wamp_router.core.effects import Commit as CommitEffect
+from wamp_router.core.messages import Call, Error, Event, Hello, Message, Result, Subscribe
+from wamp_router.core.router import Router
+from wamp_router.core.session import TransportInfo
+
+CONFIG = """
+[[listeners]]
+transport = "websocket"
+endpoint = "127.0.0.1:0"
+[listeners.auth.anonymous]
+role = "anonymous"
+[[realms]]
+name = "realm1"
+[[realms.roles]]
+name = "anonymous"
+[[realms.roles.permissions]]
+uri = ""
+match = "prefix"
+allow = ["call", "publish", "subscribe"]
+[realms.sync]
+[[realms.sync.domains]]
+prefix = "app.doc."
+store = "redis"
+conflict = "%s"
+checkpoint_every = 4
+[cluster]
+backplane = "redis://127.0.0.1"
+"""
+URI = "app.doc.x"
+EPOCH = "e0"
+
+
+class SharedRedis:
+    """The Lua commit script and the record reads, as a Python model."""
+
+    def __init__(self) -> None:
+        self.recs: dict[str, dict[str, Any]] = {}
+        self.logs: dict[str, list[dict[str, Any]]] = {}
+        self.cps: dict[str, list[tuple[int, Any, bool]]] = {}
+
+    def commit(self, item: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any] | None]:
+        uri, p = item["u"], item["p"]
+        cur = self.recs.get(uri)
+        v, t = (cur["v"], cur["t"]) if cur else (0, "")
+        if v != item["pv"] or t != item["pt"]:
+            return ("conflict", v), None
+        if v == 0 and item["max"] and len(self.recs) >= item["max"]:
+            return ("too_many",), None
+        value = orjson.loads(item["value"])
+        self.recs[uri] = {"v": p["v"], "t": p["t"], "value": value, "d": p["d"], "ts": p["ts"],
+                          "by": p["by"]}
+        self.logs.setdefault(uri, []).append(copy.deepcopy(p))
+        if p["c"] and p["v"] % p["c"] == 0:
+            self.cps.setdefault(uri, []).append((p["v"], value, p["d"]))
+        return ("ok",), {"u": uri, "p": copy.deepcopy(p), "i": item["i"]}
+
+    def read(self, uri: str) -> tuple[Any, ...]:
+        state = copy.deepcopy(self.recs.get(uri))
+        return (state, copy.deepcopy(self.logs.get(uri, [])), list(self.cps.get(uri, [])))
+
+    def all(self) -> list[Any]:
+        return [(uri, *self.read(uri)) for uri in sorted(self.recs)]
+
+
+class Node:
+    def __init__(self, index: int, world: World, policy: str) -> None:
+        self.world = world
+        self.config = load_config_text(CONFIG % policy, "<node>")
+        self.router = Router(self.config, random.Random(index))
+        self.cmds: deque[tuple[Any, ...]] = deque()  # sent to Redis, not yet executed
+        self.replies: deque[Any] = deque()  # answers on their way back
+        self.pushes: deque[dict[str, Any]] = deque()  # other nodes' versions on their way
+        self.commit_due = False
+        self.up = True
+        self.inbox: dict[int, list[Message]] = {}
+        self._conns = 0
+        self.apply(self.router.sync_loaded("realm1", EPOCH, []))
+
+    def connect(self) -> int:
+        self._conns += 1
+        conn = self._conns
+        self.inbox[conn] = []
+        self.router.open(conn, TransportInfo("websocket", f"c{conn}",
+                                             self.config.listeners[0], "json"))
+        self.send(conn, Hello("realm1", {"roles": ROLES}))
+        self.inbox[conn].clear()
+        return conn
+
+    def send(self, conn: int, msg: Message) -> None:
+        self.apply(self.router.receive(conn, msg, self.world.now))
+
+    def apply(self, effects: list[Effect]) -> None:
+        for e in effects:
+            if isinstance(e, Send):
+                self.inbox[e.conn].append(e.msg)
+            elif isinstance(e, Broadcast):
+                for c in e.conns:
+                    self.inbox[c].append(e.msg)
+            elif isinstance(e, CommitEffect):
+                self.commit_due = True
+            elif isinstance(e, SyncCommit):
+                if self.up:
+                    self.cmds.append(("commit", e))
+                else:  # the backplane refuses at once while Redis is unreachable
+                    self.replies.append(("committed", e.batch,
+                                         [("refused", "Redis is not reachable")] * len(e.items)))
+            elif isinstance(e, SyncFetch) and self.up:
+                self.cmds.append(("fetch", e.uri))
+
+    # -- what the adapter does when each thing happens ---------------------------
+    def commit(self) -> None:
+        self.commit_due = False
+        self.apply(self.router.commit())
+
+    def redis_runs_one(self) -> None:
+        kind, arg = self.cmds.popleft()
+        redis = self.world.redis
+        if kind == "commit":
+            results = []
+            for item in arg.items:
+                result, event = redis.commit(item)
+                results.append(result)
+                if event is not None:
+                    for other in self.world.nodes:
+                        if other is not self and other.up:
+                            other.pushes.append(event)
+            self.replies.append(("committed", arg.batch, results))
+        elif kind == "fetch":
+            self.replies.append(("fetched", arg, *redis.read(arg)))
+        else:
+            self.replies.append(("loaded", redis.all()))
+
+    def reply_arrives(self) -> None:
+        reply = self.replies.popleft()
+        if reply[0] == "committed":
+            self.apply(self.router.sync_committed("realm1", reply[1], reply[2]))
+        elif reply[0] == "fetched":
+            self.apply(self.router.sync_fetched("realm1", *reply[1:]))
+        else:
+            self.apply(self.router.sync_loaded("realm1", EPOCH, reply[1]))
+
+    def push_arrives(self) -> None:
+        self.apply(self.router.sync_remote("realm1", self.pushes.popleft()))
+
+    def connection_lost(self) -> None:
+        """Unexecuted commands fail; executed ones answer with an error (the outcome
+        is unknown to the node); pushes in flight are lost."""
+        failed: deque[Any] = deque()
+        for reply in self.replies:
+            if reply[0] == "committed":
+                failed.append(("committed", reply[1], [("error", "lost")] * len(reply[2])))
+        for kind, arg in self.cmds:  # (the node cannot tell these from the ones above)
+            if kind == "commit":
+                failed.append(("committed", arg.batch, [("error", "lost")] * len(arg.items)))
+        self.replies, self.cmds = failed, deque()
+        self.pushes.clear()
+        self.up = False
+
+    def reconnect(self) -> None:
+        self.up = True
+        self.cmds.append(("load", None))
+
+    def busy(self) -> bool:
+        return bool(self.commit_due or self.cmds or self.replies or self.pushes)
+
+
+class World:
+    def __init__(self, policy: str) -> None:
+        self.now = 1_700_000_000.0
+        self.redis = SharedRedis()
+        self.nodes: list[Node] = []
+        self.nodes = [Node(i, self, policy) for i in range(3)]
+        self.observers: list[tuple[Node, int, RecordState]] = []
+        self.writers: list[tuple[Node, int]] = []
+        self.request = 0
+        self.calls: dict[tuple[int, int, int], tuple[str, int]] = {}  # -> (kind, amount)
+        self.applied_incs = 0
+        self.unknown_incs = 0  # the connection was lost while they were committed
+        for node in self.nodes:
+            obs = node.connect()
+            self.request += 1
+            node.send(obs, Subscribe(self.request, {"get_retained": True}, URI))
+            self.observers.append((node, obs, RecordState()))
+            self.writers.append((node, node.connect()))
+
+    def write(self, i: int, kind: str, amount: int, conditional: bool) -> None:
+        node, conn = self.writers[i]
+        self.request += 1
+        kwargs: dict[str, Any] = {}
+        if conditional:
+            kwargs["base"] = max(self.observers[i][2].v, 0)
+        if kind == "inc":
+            ops = [{"op": "x-inc", "path": "/n", "by": amount}]
+        elif kind == "append":
+            ops = [{"op": "x-append-unique", "path": "/items", "value": amount}]
+        else:
+            ops = [{"op": "x-set", "path": f"/f{amount % 3}", "value": amount}]
+        self.calls[(i, conn, self.request)] = (kind, amount)
+        node.send(conn, Call(self.request, {}, "sync.patch", [URI, ops], kwargs))
+
+    def collect(self) -> None:
+        for i, (node, conn) in enumerate(self.writers):
+            for msg in node.inbox[conn]:
+                key = (i, conn, getattr(msg, "request", 0))
+                kind, amount = self.calls.pop(key, ("", 0))
+                if isinstance(msg, Result) and kind == "inc":
+                    self.applied_incs += amount
+                elif isinstance(msg, Error):
+                    assert msg.error in ("sync.error.conflict", "sync.error.unavailable"), msg
+                    if "may or may not" in msg.args[0] and kind == "inc":
+                        self.unknown_incs += amount
+            node.inbox[conn].clear()
+        for node, conn, state in self.observers:
+            for msg in node.inbox[conn]:
+                if isinstance(msg, Event):
+                    if msg.details.get("retained"):
+                        state.snapshot(msg.kwargs)
+                    else:
+                        state.patch(msg.kwargs)  # a gap fails here
+            node.inbox[conn].clear()
+
+    def settle(self) -> None:
+        for node in self.nodes:
+            if not node.up:
+                node.reconnect()
+        for _ in range(10_000):
+            busy = [n for n in self.nodes if n.busy()]
+            if not busy:
+                return
+            for node in busy:
+                if node.commit_due:
+                    node.commit()
+                elif node.cmds:
+                    node.redis_runs_one()
+                elif node.replies:
+                    node.reply_arrives()
+                else:
+                    node.push_arrives()
+            self.collect()
+        raise AssertionError("the nodes never settled")
+
+
+step = st.one_of(
+    st.tuples(st.just("write"), st.integers(0, 2), st.sampled_from(["inc", "inc", "append", "set"]),
+              st.integers(1, 4), st.booleans()),
+    st.tuples(st.sampled_from(["commit", "redis", "reply", "push", "push"]), st.integers(0, 2)),
+    st.tuples(st.just("lose"), st.integers(0, 2)),
+    st.tuples(st.just("reconnect"), st.integers(0, 2)),
+)
+
+
+def _run(world: World, action: tuple[Any, ...]) -> None:
+    node = world.nodes[action[1]]
+    if action[0] == "write":
+        world.write(action[1], action[2], action[3], action[4])
+    elif action[0] == "commit" and node.commit_due:
+        node.commit()
+    elif action[0] == "redis" and node.cmds:
+        node.redis_runs_one()
+    elif action[0] == "reply" and node.replies:
+        node.reply_arrives()
+    elif action[0] == "push" and node.pushes:
+        node.push_arrives()
+    elif action[0] == "lose" and node.up:
+        node.connection_lost()
+    elif action[0] == "reconnect" and not node.up:
+        node.reconnect()
+    world.collect()
+
+
+@settings(max_examples=200, deadline=None)
+@given(policy=st.sampled_from(["rebase", "reject", "lww"]),
+       actions=st.lists(step, min_size=10, max_size=120))
+def test_nodes_agree_on_every_version(policy: str, actions: list[Any]) -> None:
+    world = World(policy)
+    for action in actions:
+        _run(world, action)
+    world.settle()
+    state = world.redis.recs.get(URI)
+    v = state["v"] if state else 0
+    assert [p["v"] for p in world.redis.logs.get(URI, [])] == list(range(1, v + 1))
+    assert not world.calls, f"writes never answered: {world.calls}"
+    for node, _, seen in world.observers:
+        assert seen.v == v
+        if state is not None:
+            assert seen.value == state["value"]
+        probe = node.connect()
+        node.send(probe, Call(1, {}, "sync.get", [URI], {}))
+        [res] = node.inbox[probe]
+        assert isinstance(res, Result) and res.args[0]["v"] == v
+        assert res.args[0]["value"] == (state["value"] if state else None)
+    final = state["value"].get("n", 0) if state else 0
+    assert world.applied_incs <= final <= world.applied_incs + world.unknown_incs
+
+
+def test_a_lost_compare_and_set_applies_on_the_winner() -> None:
+    """Two nodes increment at once: one compare-and-set loses, waits for the
+    winner's version and applies on top of it (both writers are answered)."""
+    world = World("rebase")
+    a, b = world.nodes[0], world.nodes[1]
+    world.write(0, "inc", 1, False)
+    world.write(1, "inc", 2, False)
+    a.commit()
+    b.commit()
+    a.redis_runs_one()  # a wins v1
+    b.redis_runs_one()  # b loses: Redis is at v1
+    b.reply_arrives()  # the loser waits for v1
+    assert world.redis.recs[URI]["v"] == 1
+    world.settle()
+    assert world.redis.recs[URI]["value"] == {"n": 3}
+    assert world.applied_incs == 3
+    for _, _, seen in world.observers:
+        assert [entry for entry in seen.log if entry[0] == "patch"] == [("patch", 1), ("patch", 2)]
+    assert b.router.realms["realm1"].sync is not None
+    assert b.router.realms["realm1"].sync.counters["cas_retries"] == 1
+
+
+def test_reject_policy_conflicts_across_nodes() -> None:
+    """A conditional write on a base another node moved past is rejected, with the
+    versions it missed."""
+    world = World("reject")
+    world.write(0, "set", 1, True)
+    world.settle()
+    world.write(1, "set", 2, True)  # observer 1 is at v1: base 1 holds
+    world.write(2, "set", 3, False)
+    world.settle()
+    node, conn = world.writers[0]
+    node.send(conn, Call(99, {}, "sync.patch",
+                         [URI, [{"op": "x-set", "path": "/f0", "value": 9}]], {"base": 1}))
+    node.commit()
+    [err] = node.inbox[conn]
+    assert isinstance(err, Error) and err.error == "sync.error.conflict"
+    assert err.kwargs["v"] == 3 and [p["v"] for p in err.kwargs["patches"]] == [2, 3]
