@@ -42,6 +42,7 @@ from wamp_router.core.messages import (
     Result,
     Subscribe,
     Subscribed,
+    Unsubscribe,
     Welcome,
     Yield,
 )
@@ -69,11 +70,13 @@ class World:
         self.now = 1_700_000_000.0
         self.clients: list[tuple[int, int]] = []  # client -> (node, conn)
         self.inbox: list[list[Message]] = []
+        self.notes: list[list[Any]] = []  # meta API answers, normalised (see _meta)
         self.session_ids: dict[int, int] = {}  # session id -> client
         for i, node in enumerate(placement):
             conn = i + 1
             self.clients.append((node % nodes, conn))
             self.inbox.append([])
+            self.notes.append([])
             router = self.routers[node % nodes]
             router.open(conn, TransportInfo("websocket", f"c{i}", config.listeners[0], "json"))
             self.send(i, Hello("realm1", {"roles": ROLES}))
@@ -187,19 +190,80 @@ def _act(world: World, subs: list[dict[int, str]], step: Any, request: int) -> N
             if isinstance(msg, Subscribed) and msg.request == request:
                 subs[who][msg.subscription] = f"{match}:{topic}"
     elif kind == "pub":
-        _, _, t, flags, other, payload = step
-        other_sid = [s for s, c in world.session_ids.items() if c == other % n][0]
-        opts: dict[str, Any] = {"acknowledge": True}
-        for bit, key, value in ((1, "exclude_me", False), (2, "retain", True),
-                                (4, "exclude", [other_sid]), (8, "eligible", [other_sid]),
-                                (16, "disclose_me", True)):
-            if flags & bit:
-                opts[key] = value
-        world.send(who, Publish(request, opts, TOPICS[t], [payload]))
+        _publish(world, who, step, request)
     elif kind == "reg":
         world.send(who, Register(request, {}, PROCS[step[2]]))
+    elif kind == "unsub":
+        _unsubscribe(world, subs[who], who, PATTERNS[step[2]], request)
+    elif kind == "meta":
+        world.notes[who].append(_meta(world, who, step[2], step[3], request))
     else:  # call
         world.send(who, Call(request, {}, PROCS[step[2]], [step[3]]))
+
+
+def _publish(world: World, who: int, step: Any, request: int) -> None:
+    _, _, t, flags, other, payload = step
+    other_sid = [s for s, c in world.session_ids.items() if c == other % len(world.clients)][0]
+    opts: dict[str, Any] = {"acknowledge": True}
+    for bit, key, value in ((1, "exclude_me", False), (2, "retain", True),
+                            (4, "exclude", [other_sid]), (8, "eligible", [other_sid]),
+                            (16, "disclose_me", True)):
+        if flags & bit:
+            opts[key] = value
+    world.send(who, Publish(request, opts, TOPICS[t], [payload]))
+
+
+def _unsubscribe(world: World, subs: dict[int, str], who: int, pattern: tuple[str, str],
+                 request: int) -> None:
+    topic, match = pattern
+    for sub_id, name in list(subs.items()):
+        if name == f"{match}:{topic}":
+            world.send(who, Unsubscribe(request, sub_id))
+            del subs[sub_id]
+
+
+def _ask(world: World, who: int, procedure: str, args: list[Any], request: int) -> Any:
+    """A meta API call's result (or error URI), taken out of the client's inbox."""
+    world.send(who, Call(request, {}, procedure, args))
+    box = world.inbox[who]
+    answer = next(m for m in box if isinstance(m, (Result, Error)) and m.request == request)
+    box.remove(answer)
+    if isinstance(answer, Error):
+        return answer.error
+    return answer.args[0] if answer.args else None
+
+
+def _meta(world: World, who: int, what: int, pattern: int, request: int) -> Any:
+    """The subscription / registration meta API, with ids and session ids replaced by
+    what they stand for (a cluster derives its ids; one router counts them)."""
+    clients = world.session_ids.get
+    if what == 0:  # a subscription: lookup, then get / count / list_subscribers
+        topic, match = PATTERNS[pattern]
+        sub = _ask(world, who, "wamp.subscription.lookup", [topic, {"match": match}], request)
+        if not isinstance(sub, int):
+            return ("lookup", topic, match, sub)
+        got = _ask(world, who, "wamp.subscription.get", [sub], request)
+        count = _ask(world, who, "wamp.subscription.count_subscribers", [sub], request)
+        listed = _ask(world, who, "wamp.subscription.list_subscribers", [sub], request)
+        return ("sub", got["uri"], got["match"], count, sorted(clients(s, -1) for s in listed))
+    if what == 1:  # match: the subscriptions a publication to a topic reaches
+        topic = TOPICS[pattern % len(TOPICS)]
+        ids = _ask(world, who, "wamp.subscription.match", [topic], request) or []
+        return ("match", topic, sorted(
+            (got["uri"], got["match"]) for got in
+            (_ask(world, who, "wamp.subscription.get", [i], request) for i in ids)))
+    if what == 2:  # list
+        lists = _ask(world, who, "wamp.subscription.list", [], request)
+        return ("list", sorted(
+            (got["uri"], got["match"]) for ids in lists.values() for got in
+            (_ask(world, who, "wamp.subscription.get", [i], request) for i in ids)))
+    procedure = PROCS[pattern % len(PROCS)]  # a registration
+    reg = _ask(world, who, "wamp.registration.lookup", [procedure], request)
+    if not isinstance(reg, int):
+        return ("reg", procedure, reg)
+    callees = _ask(world, who, "wamp.registration.list_callees", [reg], request)
+    count = _ask(world, who, "wamp.registration.count_callees", [reg], request)
+    return ("reg", procedure, count, sorted(clients(s, -1) for s in callees))
 
 
 def run_script(nodes: int, placement: list[int], script: list[Any]) -> list[list[Any]]:
@@ -211,9 +275,11 @@ def run_script(nodes: int, placement: list[int], script: list[Any]) -> list[list
         _act(world, subs, step, 101 + i)
         world.drain()
         transcript.append([sorted(normalise(world, c, m, subs[c]) for m in world.inbox[c])
-                           for c in range(n)])
+                           + world.notes[c] for c in range(n)])
         for box in world.inbox:
             box.clear()
+        for notes in world.notes:
+            notes.clear()
     return transcript
 
 
@@ -226,6 +292,9 @@ step = st.one_of(
               st.integers(0, 31), st.integers(0, 5), st.integers(0, 9)),
     st.tuples(st.just("reg"), st.integers(0, 5), st.integers(0, 1)),
     st.tuples(st.just("call"), st.integers(0, 5), st.integers(0, 1), st.integers(0, 9)),
+    st.tuples(st.just("meta"), st.integers(0, 5), st.integers(0, 3),
+              st.integers(0, len(PATTERNS) - 1)),
+    st.tuples(st.just("unsub"), st.integers(0, 5), st.integers(0, len(PATTERNS) - 1)),
 )
 
 
@@ -244,3 +313,26 @@ def test_the_bus_routes_across_nodes() -> None:
     assert cluster == single
     assert cluster[1][0] == [("event", "prefix:a.b", "a.b.c", (7,), None, False)]
     assert cluster[3][1] == [("result", 104, (0, 3))]
+
+
+def test_subscription_meta_api_is_cluster_wide() -> None:
+    """lookup, get, count and list subscribers on any node see every node's
+    subscribers, with the same subscription id everywhere, and forget them when
+    they unsubscribe."""
+    script = [("sub", 0, 0, False), ("sub", 1, 0, False), ("sub", 2, 2, False),
+              ("meta", 0, 0, 0), ("meta", 2, 1, 0), ("meta", 1, 2, 0),
+              ("unsub", 0, 0), ("meta", 2, 0, 0), ("unsub", 1, 0), ("meta", 2, 0, 0),
+              ("reg", 0, 0), ("meta", 1, 3, 0)]
+    placement = [0, 1, 2]
+    cluster = run_script(3, placement, script)
+    assert cluster == run_script(1, placement, script)
+    assert cluster[3][0] == [("sub", "a.b.c", "exact", 2, [0, 1])]
+    assert cluster[4][2] == [("match", "a.b.c", [("a.b", "prefix"), ("a.b.c", "exact")])]
+    assert cluster[7][2] == [("sub", "a.b.c", "exact", 1, [1])]
+    assert cluster[9][2] == [("lookup", "a.b.c", "exact", None)]
+    assert cluster[11][1] == [("reg", "p.one", 1, [0])]
+    world = World(3, placement)
+    for i in range(3):
+        world.send(i, Subscribe(1, {}, "a.b.c"))
+    ids = {m.subscription for box in world.inbox for m in box if isinstance(m, Subscribed)}
+    assert len(ids) == 1  # one id for the subscription on every node

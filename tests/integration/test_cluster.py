@@ -620,6 +620,42 @@ def test_session_meta_api_is_cluster_wide(cluster: Any) -> None:
     run(main())
 
 
+def test_subscription_meta_api_is_cluster_wide(cluster: Any) -> None:
+    _, (a, b, c) = cluster
+
+    async def main() -> None:
+        admin = await join(a.ws_url)
+        s1, s2 = await join(b.ws_url), await join(c.raw_url)
+        try:
+            topic = "com.x11.meta"
+            got = [await s.subscribe(lambda *a: None, topic) for s in (s1, s2)]
+            assert got[0].id == got[1].id  # one subscription id on every node
+            deadline = time.monotonic() + 5
+            while await admin.call("wamp.subscription.lookup", topic) is None:
+                assert time.monotonic() < deadline, "the subscriptions never reached node a"
+                await asyncio.sleep(0.05)
+            sub_id = await admin.call("wamp.subscription.lookup", topic)
+            assert sub_id == got[0].id
+            while await admin.call("wamp.subscription.count_subscribers", sub_id) < 2:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+            listed = await admin.call("wamp.subscription.list_subscribers", sub_id)
+            assert sorted(listed) == sorted([s1._session_id, s2._session_id])
+            info = await admin.call("wamp.subscription.get", sub_id)
+            assert (info["uri"], info["match"]) == (topic, "exact")
+            assert sub_id in await admin.call("wamp.subscription.match", topic)
+            assert sub_id in (await admin.call("wamp.subscription.list"))["exact"]
+            await got[0].unsubscribe()
+            await close(s2)  # its session leaves: its subscription goes with it
+            while await admin.call("wamp.subscription.lookup", topic) is not None:
+                assert time.monotonic() < deadline, "node a still sees the subscribers"
+                await asyncio.sleep(0.05)
+        finally:
+            await close(admin, s1)
+
+    run(main())
+
+
 def test_testaments_fire_when_a_node_dies() -> None:
     with redis_server() as redis, ExitStack() as stack:
         a, b = start_node(stack, redis), start_node(stack, redis)

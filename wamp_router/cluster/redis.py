@@ -166,7 +166,7 @@ _COMMIT_SHA = hashlib.sha1(_COMMIT.encode()).hexdigest()  # Redis names scripts 
 
 
 TAG = 16  # a node id: 16 hex characters, also the prefix of its envelopes
-_DELTAS = frozenset({"pat+", "pat-", "reg+", "reg-", "sess+", "sess-", "test"})
+_DELTAS = frozenset({"pat+", "pat-", "reg+", "reg-", "sess+", "sess-", "test", "sub+", "sub-"})
 
 
 def _pack(obj: Any) -> bytes:
@@ -363,6 +363,8 @@ class RedisBackplane:
     def _dir_key(realm: str, op: str, e: dict[str, Any]) -> bytes:
         if op in ("reg+", "reg-"):
             return _pack([realm, "reg", e["sid"], e["proc"], e["match"]])
+        if op in ("sub+", "sub-"):
+            return _pack([realm, "sub", e["session"], e["topic"], e["match"]])
         return _pack([realm, "test" if op == "test" else "sess", e["session"]])
 
     def _load_patterns(self, nodes: list[bytes]) -> Any:
@@ -562,7 +564,7 @@ class RedisBackplane:
         copy (they route calls, answer the session meta API, fire testaments)."""
         realm, op, entry = effect.realm, effect.op, effect.entry
         key = self._dir_key(realm, op, entry)
-        remove = [key] if op in ("reg-", "sess-") or (op == "test"
+        remove = [key] if op in ("reg-", "sess-", "sub-") or (op == "test"
                                                       and not entry.get("testaments")) else []
         if op == "sess-":
             remove.append(self._dir_key(realm, "test", entry))

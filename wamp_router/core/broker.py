@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .effects import Broadcast, Effect, Forward, Interest, Send
+from .effects import Advertise, Broadcast, Effect, Forward, Interest, Send
 from .errors import INVALID_ARGUMENT, NO_SUCH_SUBSCRIPTION, WampError
-from .ids import RandomSource, SequentialIds, global_id
+from .ids import RandomSource, SequentialIds, fresh_id, global_id
 from .messages import Event, Publish, Published, Subscribe, Subscribed, Unsubscribe, Unsubscribed
 from .session import NONE, Session
 from .urimap import UriMap
@@ -107,6 +107,8 @@ class Broker:
         self.cluster: str | None = None
         # the retained event of a data-sync record topic (None: not a record topic)
         self.snapshot: Callable[[str], dict[str, Any] | None] | None = None
+        # cluster: do other nodes have subscribers to (topic, match)? (meta events)
+        self.remote_has: Callable[[str, str], bool] | None = None
 
     # -- subscriptions --------------------------------------------------------
     def subscribe(self, session: Session, msg: Subscribe, match: str, now: float) -> list[Effect]:
@@ -114,7 +116,9 @@ class Broker:
         effects: list[Effect] = [Send(session.conn, Subscribed(msg.request, 0))]
         created = sub is None
         if sub is None:
-            sub = Subscription(self._ids.next(), msg.topic, match, now)
+            sub = Subscription(fresh_id("sub", msg.topic, match, self._by_id,
+                                        self._ids, self.cluster is not None),
+                               msg.topic, match, now)
             self._subs.set(msg.topic, match, sub)
             self._by_id[sub.id] = sub
         effects[0] = Send(session.conn, Subscribed(msg.request, sub.id))
@@ -124,11 +128,14 @@ class Broker:
             return effects  # subscribing again: same subscription, no meta events
         sub.subscribers[session.conn] = session
         session.add_subscription(sub.id)
+        if self.cluster is not None:
+            effects.append(Advertise(self.cluster, "sub+", self.entry(session, sub)))
         if created:
             if self.cluster is not None:
                 effects.append(Interest(self.cluster, sub.topic, match, True))
-            effects.extend(self._emit("wamp.subscription.on_create",
-                                      [session.session_id, self.details(sub)]))
+            if self.remote_has is None or not self.remote_has(sub.topic, match):
+                effects.extend(self._emit("wamp.subscription.on_create",
+                                          [session.session_id, self.details(sub)]))
         effects.extend(self._emit("wamp.subscription.on_subscribe", [session.session_id, sub.id]))
         return effects
 
@@ -175,14 +182,23 @@ class Broker:
         if session.subscriptions:
             session.subscriptions.discard(sub.id)  # type: ignore[union-attr]
         effects = self._emit("wamp.subscription.on_unsubscribe", [session.session_id, sub.id])
+        if self.cluster is not None:
+            effects.append(Advertise(self.cluster, "sub-", self.entry(session, sub)))
         if not sub.subscribers:
             self._subs.remove(sub.topic, sub.match)
             del self._by_id[sub.id]
             if self.cluster is not None:
                 effects.append(Interest(self.cluster, sub.topic, sub.match, False))
-            effects.extend(self._emit("wamp.subscription.on_delete",
-                                      [session.session_id, sub.id]))
+            if self.remote_has is None or not self.remote_has(sub.topic, sub.match):
+                effects.extend(self._emit("wamp.subscription.on_delete",
+                                          [session.session_id, sub.id]))
         return effects
+
+    @staticmethod
+    def entry(session: Session, sub: Subscription) -> dict[str, Any]:
+        """A subscriber as the other nodes of a cluster know it (the meta API)."""
+        return {"session": session.session_id, "topic": sub.topic, "match": sub.match,
+                "created": sub.created}
 
     def session_left(self, session: Session) -> list[Effect]:
         effects: list[Effect] = []

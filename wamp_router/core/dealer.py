@@ -30,7 +30,7 @@ from .errors import (
     ProtocolViolation,
     WampError,
 )
-from .ids import RandomSource, SequentialIds
+from .ids import RandomSource, SequentialIds, fresh_id
 from .invocations import CallState, InvocationTable, Pending
 from .messages import (
     Call,
@@ -96,6 +96,7 @@ class Dealer:
         self._emit = emit
         self._stats = stats or Stats()
         self._ids = SequentialIds()
+        self.shared_ids = False  # a cluster: registration ids derived from the URI
         self._internal_ids = SequentialIds()  # request ids of router-originated calls
         self._map: UriMap[Registration] = UriMap()
         self._by_id: dict[int, Registration] = {}
@@ -103,6 +104,10 @@ class Dealer:
         self.now = 0.0  # the latest time the dealer was told (for continuations)
 
     # -- registrations ------------------------------------------------------
+    def _new_id(self, procedure: str, match: str) -> int:
+        return fresh_id("reg", procedure, match, self._by_id,
+                        self._ids, self.shared_ids)
+
     def register(self, session: Session, msg: Register, match: str, now: float) -> list[Effect]:
         options = msg.options
         invoke = options.get("invoke", "single")
@@ -116,7 +121,8 @@ class Dealer:
         reg = self._map.get(msg.procedure, match)
         effects: list[Effect] = []
         if reg is None:
-            reg = Registration(self._ids.next(), msg.procedure, match, invoke, now)
+            reg = Registration(self._new_id(msg.procedure, match), msg.procedure, match, invoke,
+                               now)
             self._map.set(msg.procedure, match, reg)
             self._by_id[reg.id] = reg
             effects.extend(self._emit("wamp.registration.on_create",
@@ -168,7 +174,7 @@ class Dealer:
         sends those). False when it conflicts with what is registered here."""
         reg = self._map.get(procedure, match)
         if reg is None:
-            reg = Registration(self._ids.next(), procedure, match, invoke, now)
+            reg = Registration(self._new_id(procedure, match), procedure, match, invoke, now)
             self._map.set(procedure, match, reg)
             self._by_id[reg.id] = reg
         elif reg.invoke == "single" or invoke != reg.invoke:

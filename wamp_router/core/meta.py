@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .broker import parse_filter
+from .broker import iso, parse_filter
 from .effects import Effect
 from .errors import (
     INVALID_ARGUMENT,
@@ -20,6 +20,7 @@ from .errors import (
     NO_SUCH_SUBSCRIPTION,
     WampError,
 )
+from .remote import RemoteRpc
 from .session import Session
 from .uri import is_valid_pattern, is_valid_uri
 
@@ -211,10 +212,20 @@ class Meta:
         return [flushed], self.realm.testaments_changed(caller) if flushed else []
 
     # -- subscriptions -------------------------------------------------------
+    # In a cluster every node derives the same id for a (topic, match), so the
+    # answers combine this node's subscriptions with the other nodes' subscribers
+    # (RemoteRpc.subs, kept from their "sub+"/"sub-" announcements).
+    def _remote_subs(self) -> dict[tuple[str, str], dict[int, tuple[str, float]]]:
+        return self.realm.remote.subs if self.realm.remote is not None else {}
+
     def subscription_list(self, caller: Session, args: list[Any], kw: dict[str, Any]) -> Outcome:
         lists: dict[str, list[int]] = {"exact": [], "prefix": [], "wildcard": []}
-        for sub in self.realm.broker.subscriptions():
+        broker = self.realm.broker
+        for sub in broker.subscriptions():
             lists[sub.match].append(sub.id)
+        for key in self._remote_subs():
+            if broker.lookup(*key) is None:
+                lists[key[1]].append(RemoteRpc.sub_id(key))
         return [lists], []
 
     @staticmethod
@@ -227,31 +238,55 @@ class Meta:
 
     def subscription_lookup(self, caller: Session, args: list[Any], kw: dict[str, Any]) -> Outcome:
         topic = _arg(args, 0, str, "topic")
-        sub = self.realm.broker.lookup(topic, self._match_option(args))
-        return [None if sub is None else sub.id], []
+        match = self._match_option(args)
+        sub = self.realm.broker.lookup(topic, match)
+        if sub is not None:
+            return [sub.id], []
+        return [RemoteRpc.sub_id((topic, match)) if (topic, match) in self._remote_subs()
+                else None], []
 
     def subscription_match(self, caller: Session, args: list[Any], kw: dict[str, Any]) -> Outcome:
         topic = _arg(args, 0, str, "topic")
         if not is_valid_uri(topic):
             raise WampError(INVALID_URI, f"invalid topic URI {topic!r}")
-        ids = [sub.id for sub in self.realm.broker.matching(topic)]
+        broker = self.realm.broker
+        ids = [sub.id for sub in broker.matching(topic)]
+        remote = self.realm.remote
+        if remote is not None and remote.subs:
+            ids += [RemoteRpc.sub_id(key) for key in remote.sub_map.all_matches(topic)
+                    if broker.lookup(*key) is None]
         return [ids or None], []
 
-    def _subscription(self, args: list[Any]) -> Any:
-        sub = self.realm.broker.subscription(_arg(args, 0, int, "subscription"))
-        if sub is None:
+    def _subscription(self, args: list[Any]) -> tuple[Any, tuple[str, str] | None]:
+        """(the local subscription or None, its key when other nodes have subscribers)."""
+        sub_id = _arg(args, 0, int, "subscription")
+        sub = self.realm.broker.subscription(sub_id)
+        key = (sub.topic, sub.match) if sub is not None else None
+        if key is None:
+            key = next((k for k in self._remote_subs() if RemoteRpc.sub_id(k) == sub_id), None)
+        if sub is None and key is None:
             raise WampError(NO_SUCH_SUBSCRIPTION, f"no subscription {args[0]}")
-        return sub
+        return sub, key if key in self._remote_subs() else None
 
     def subscription_get(self, caller: Session, args: list[Any], kw: dict[str, Any]) -> Outcome:
-        return [self.realm.broker.details(self._subscription(args))], []
+        sub, key = self._subscription(args)
+        if sub is not None:
+            return [self.realm.broker.details(sub)], []
+        assert key is not None
+        created = min(c for _, c in self._remote_subs()[key].values())
+        return [{"id": RemoteRpc.sub_id(key), "created": iso(created), "uri": key[0],
+                 "match": key[1]}], []
+
+    def _subscribers(self, args: list[Any]) -> list[int]:
+        sub, key = self._subscription(args)
+        local = [s.session_id for s in sub.subscribers.values()] if sub is not None else []
+        return local + (list(self._remote_subs()[key]) if key is not None else [])
 
     def list_subscribers(self, caller: Session, args: list[Any], kw: dict[str, Any]) -> Outcome:
-        sub = self._subscription(args)
-        return [[s.session_id for s in sub.subscribers.values()]], []
+        return [self._subscribers(args)], []
 
     def count_subscribers(self, caller: Session, args: list[Any], kw: dict[str, Any]) -> Outcome:
-        return [len(self._subscription(args).subscribers)], []
+        return [len(self._subscribers(args))], []
 
     # -- registrations -------------------------------------------------------
     def registration_list(self, caller: Session, args: list[Any], kw: dict[str, Any]) -> Outcome:

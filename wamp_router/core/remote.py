@@ -25,9 +25,10 @@ from typing import TYPE_CHECKING, Any
 from .dealer import UNAVAILABLE
 from .effects import Advertise, Effect, Relay
 from .errors import WampError
-from .ids import SequentialIds
+from .ids import SequentialIds, derived_id
 from .messages import Call, Cancel, Error, Interrupt, Invocation, Message, Result, Yield
 from .session import Session, State, TransportInfo
+from .urimap import UriMap
 
 if TYPE_CHECKING:
     from .realm import Realm
@@ -57,6 +58,10 @@ class RemoteRpc:
         self._rejected: dict[tuple[str, int, str, str], dict[str, Any]] = {}
         # sessions of other nodes: id -> (node, session details, testaments)
         self.sessions: dict[int, tuple[str, dict[str, Any], dict[str, Any] | None]] = {}
+        # subscribers on other nodes: (topic, match) -> {session id: (node, created)}
+        self.subs: dict[tuple[str, str], dict[int, tuple[str, float]]] = {}
+        self.sub_map: UriMap[tuple[str, str]] = UriMap()  # the same keys, for matching
+        self._subs_of: dict[int, set[tuple[str, str]]] = {}  # session id -> its keys
         self._forwards: dict[tuple[str, int, int], int] = {}  # (node, proxy conn, inv) -> fwd
         self._origin: dict[tuple[int, int], tuple[str, int, int]] = {}  # (link, fwd) -> key
 
@@ -88,10 +93,44 @@ class RemoteRpc:
             self.sessions[sid] = (node, entry, old[2] if old is not None else None)
         elif op == "sess-":
             self.sessions.pop(sid, None)
+            for key in list(self._subs_of.get(sid, ())):
+                self._unsubscribed(sid, key)
         elif op == "test":
             known = self.sessions.get(sid)
             if known is not None:
                 self.sessions[sid] = (known[0], known[1], entry.get("testaments"))
+
+    def remote_subscription(self, node: str, op: str, entry: dict[str, Any]) -> None:
+        """A session of another node subscribed ("sub+") or unsubscribed ("sub-")."""
+        sid, key = entry["session"], (entry["topic"], entry["match"])
+        if op == "sub-":
+            self._unsubscribed(sid, key)
+            return
+        subscribers = self.subs.get(key)
+        if subscribers is None:
+            subscribers = self.subs[key] = {}
+            self.sub_map.set(key[0], key[1], key)
+        subscribers[sid] = (node, float(entry.get("created", 0.0)))
+        self._subs_of.setdefault(sid, set()).add(key)
+
+    def _unsubscribed(self, sid: int, key: tuple[str, str]) -> None:
+        subscribers = self.subs.get(key)
+        if subscribers is not None and subscribers.pop(sid, None) is not None and not subscribers:
+            del self.subs[key]
+            self.sub_map.remove(key[0], key[1])
+        keys = self._subs_of.get(sid)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._subs_of[sid]
+
+    def has_subscribers(self, topic: str, match: str) -> bool:
+        return (topic, match) in self.subs
+
+    @staticmethod
+    def sub_id(key: tuple[str, str]) -> int:
+        """The id every node gives the subscription (topic, match)."""
+        return derived_id("sub", key[0], key[1])
 
     def remote_of(self, sid: int) -> tuple[str, dict[str, Any]] | None:
         known = self.sessions.get(sid)
@@ -167,6 +206,9 @@ class RemoteRpc:
             del self.sessions[sid]
             if dead:
                 effects.extend(self.realm.orphan_left(info, testaments))
+        for sub_key, subscribers in list(self.subs.items()):
+            for sid in [s for s, (owner, _) in subscribers.items() if owner == node]:
+                self._unsubscribed(sid, sub_key)
         for conn in [c for c, p in self.proxies.items() if p.node == node]:
             self._sent = {k for k in self._sent if k[0] != conn}
             effects.extend(self._drop_proxy(conn, NODE_LOST))

@@ -276,8 +276,10 @@ class Router:
     # -- cluster -------------------------------------------------------------
     def _cluster_realm(self, realm: Realm) -> None:
         realm.broker.cluster = realm.name
+        realm.dealer.shared_ids = True
         remote = RemoteRpc(realm, lambda: self._virtual_conn(remote))
         realm.remote = remote
+        realm.broker.remote_has = remote.has_subscribers
 
     def _virtual_conn(self, remote: RemoteRpc) -> int:
         """A connection number for a proxy or link session: negative, never reused."""
@@ -308,6 +310,9 @@ class Router:
             return []
         if op == "reg-":
             return r.remote.remote_unregistered(node, entry)
+        if op in ("sub+", "sub-"):
+            r.remote.remote_subscription(node, op, entry)
+            return []
         r.remote.remote_session(node, op, entry)
         return []
 
@@ -364,6 +369,9 @@ class Router:
                 out.append(remote.advertise("sess+", session_info(s)))
                 if s.testaments:
                     out.extend(realm.testaments_changed(s))
+            for sub in realm.broker.subscriptions():
+                for subscriber in sub.subscribers.values():
+                    out.append(remote.advertise("sub+", realm.broker.entry(subscriber, sub)))
         return out
 
     def remote_publication(self, realm: str, envelope: dict[str, Any],
