@@ -91,3 +91,46 @@ def test_a_relay_that_cannot_be_sent_fails_its_call() -> None:
     w.drain()
     [err] = [m for m in w.inbox[1] if isinstance(m, Error)]
     assert err.error == "wamp.error.invalid_argument" and err.args == ["cannot carry it"]
+
+
+def test_a_session_id_drawn_on_two_nodes_at_once_is_ended_on_one() -> None:
+    """Two nodes draw the same session id before either hears of the other's join
+    (here: the same random sequence). When they do, the node with the greater id
+    ends its session; the other keeps its own, and both stay consistent."""
+    import random
+
+    from wamp_router.core.effects import Advertise, Effect
+    from wamp_router.core.messages import Hello, Welcome
+    from wamp_router.core.router import Router
+    from wamp_router.core.session import TransportInfo
+
+    from .test_cluster_equivalence import CLUSTERED, ROLES
+
+    now = 1_700_000_000.0
+    routers = [Router(CLUSTERED, random.Random(5)) for _ in range(2)]
+    joined: list[tuple[int, list[Advertise]]] = []
+    for i, router in enumerate(routers):
+        router.node_id = f"n{i}"
+        router.open(1, TransportInfo("websocket", "c", CLUSTERED.listeners[0], "json"))
+        effects = router.receive(1, Hello("realm1", {"roles": ROLES}), now)
+        [welcome] = [e.msg for e in effects if isinstance(e, Send)
+                     and isinstance(e.msg, Welcome)]
+        joined.append((welcome.session, [e for e in effects if isinstance(e, Advertise)]))
+    assert joined[0][0] == joined[1][0]
+    sid = joined[0][0]
+
+    def hear(i: int, node: str, adverts: list[Advertise]) -> list[Effect]:
+        return [e for a in adverts
+                for e in routers[i].remote_directory(a.realm, node, a.op, a.entry, now)]
+
+    at_n0, at_n1 = hear(0, "n1", joined[1][1]), hear(1, "n0", joined[0][1])
+    assert not any(isinstance(e, Send) and isinstance(e.msg, Goodbye) for e in at_n0)
+    [bye] = [e.msg for e in at_n1 if isinstance(e, Send) and isinstance(e.msg, Goodbye)]
+    assert bye.reason == "router.close.session_id_collision"
+    assert sid in routers[0].realms["realm1"].sessions  # n0 kept its session
+    assert sid not in routers[1].realms["realm1"].sessions
+    # n1's leave reaches n0: n0's own session with that id is untouched
+    hear(0, "n1", [e for e in at_n1 if isinstance(e, Advertise)])
+    assert sid in routers[0].realms["realm1"].sessions
+    assert routers[1].realms["realm1"].remote is not None
+    assert sid in routers[1].realms["realm1"].remote.sessions  # n1 knows n0's session

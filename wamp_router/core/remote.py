@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .realm import Realm
 
 NODE_LOST = "the callee's router node left the cluster before answering the call"
+SESSION_ID_TAKEN = "router.close.session_id_collision"
 
 
 @dataclass(slots=True)
@@ -43,8 +44,10 @@ class Proxy:
 
 
 class RemoteRpc:
-    def __init__(self, realm: Realm, next_conn: Callable[[], int]) -> None:
+    def __init__(self, realm: Realm, next_conn: Callable[[], int],
+                 own_node: Callable[[], str] = lambda: "") -> None:
         self.realm = realm
+        self._own_node = own_node  # this node's id (the backplane's)
         self.dealer = realm.dealer
         self._next_conn = next_conn
         self.proxies: dict[int, Proxy] = {}  # conn -> remote callee
@@ -84,13 +87,21 @@ class RemoteRpc:
     def advertise(self, op: str, entry: dict[str, Any]) -> Advertise:
         return Advertise(self.realm.name, op, entry)
 
-    def remote_session(self, node: str, op: str, entry: dict[str, Any]) -> None:
+    def remote_session(self, node: str, op: str, entry: dict[str, Any]) -> list[Effect]:
         """Another node's session joined ("sess+"), left ("sess-") or set its
         testaments ("test")."""
         sid = entry["session"]
         if op == "sess+":
             old = self.sessions.get(sid)
             self.sessions[sid] = (node, entry, old[2] if old is not None else None)
+            local = self.realm.sessions.get(sid)
+            if local is not None and self._own_node() > node:
+                # both nodes drew this id within the moment a join takes to reach
+                # the other: the node with the greater id ends its session (the
+                # other node keeps its own); the client joins again with a new id
+                return self.realm.kill(local, SESSION_ID_TAKEN, "another router node of "
+                                       "the cluster gave the same session id at the same "
+                                       "moment; join again")
         elif op == "sess-":
             self.sessions.pop(sid, None)
             for key in list(self._subs_of.get(sid, ())):
@@ -99,6 +110,7 @@ class RemoteRpc:
             known = self.sessions.get(sid)
             if known is not None:
                 self.sessions[sid] = (known[0], known[1], entry.get("testaments"))
+        return []
 
     def remote_subscription(self, node: str, op: str, entry: dict[str, Any]) -> None:
         """A session of another node subscribed ("sub+") or unsubscribed ("sub-")."""

@@ -118,6 +118,7 @@ class Router:
         self._clustered = config.cluster is not None
         self._virtual: dict[int, RemoteRpc] = {}  # proxy/link conn -> its realm's RemoteRpc
         self._last_virtual = 0
+        self.node_id = ""  # a cluster: this node's id (the backplane's), set by the adapter
         for realm in self.realms.values():
             realm.kill_session = self._kill
             if self._clustered:
@@ -277,7 +278,7 @@ class Router:
     def _cluster_realm(self, realm: Realm) -> None:
         realm.broker.cluster = realm.name
         realm.dealer.shared_ids = True
-        remote = RemoteRpc(realm, lambda: self._virtual_conn(remote))
+        remote = RemoteRpc(realm, lambda: self._virtual_conn(remote), lambda: self.node_id)
         realm.remote = remote
         realm.broker.remote_has = remote.has_subscribers
 
@@ -313,8 +314,7 @@ class Router:
         if op in ("sub+", "sub-"):
             r.remote.remote_subscription(node, op, entry)
             return []
-        r.remote.remote_session(node, op, entry)
-        return []
+        return r.remote.remote_session(node, op, entry)
 
     def node_gone(self, node: str, dead: bool = False) -> list[Effect]:
         """A node left the cluster (``dead``: this node declared it dead, and says

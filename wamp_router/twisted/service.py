@@ -83,6 +83,7 @@ class RouterNode:
                 config.cluster, reactor, self.driver,
                 lambda: list(self.driver.router.realms), self.driver.interests)
             self.driver.cluster = self.backplane
+            self.driver.router.node_id = self.backplane.node_id
         # listener key -> (listener, factory, listening port)
         self.ports: dict[tuple[str, str], tuple[Listener, Any, Any]] = {}
         self.metrics_port: Any = None
