@@ -64,6 +64,8 @@ class World:
         config = SINGLE if nodes == 1 else CLUSTERED
         self.routers = [Router(config, random.Random(i)) for i in range(nodes)]
         self.names = [f"n{i}" for i in range(nodes)]
+        for router, name in zip(self.routers, self.names, strict=True):
+            router.node_id = name
         self.exact: list[set[tuple[str, str]]] = [set() for _ in range(nodes)]
         self.patterns: list[UriMap[bool]] = [UriMap() for _ in range(nodes)]
         self.queue: deque[tuple[int, Effect]] = deque()

@@ -1,7 +1,7 @@
 """Cluster edge cases on the pure core (routers joined by the in-memory backplane
 of test_cluster_equivalence): a node declared dead while alive, a chunk of a
 progressive call arriving after the call ended, two nodes taking a "single"
-registration at once, a relay that cannot be sent."""
+registration at once, a relay that cannot be sent, a session id drawn twice."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from wamp_router.core.messages import (
     Register,
     Registered,
     Result,
-    Unregister,
+    Unregistered,
     Yield,
 )
 
@@ -62,18 +62,34 @@ def test_a_chunk_after_the_end_of_a_progressive_call_is_discarded() -> None:
     assert [m.args for m in w.inbox[1] if isinstance(m, Result)] == [["done"]]
 
 
-def test_two_nodes_taking_a_single_registration_at_once_heal_when_one_leaves() -> None:
+def test_two_nodes_taking_a_single_registration_at_once_keep_one() -> None:
+    """Both nodes register the same "single" procedure before hearing of the other:
+    when the announcements cross, the later registration (here: the same moment, so
+    the greater node id) is revoked -- UNREGISTERED(0, details) to a callee that
+    announced registration_revocation -- and every caller reaches the other one."""
     w = World(2, [0, 1, 1])  # callees on n0 and n1, a caller on n1
+    sid = next(s for s, c in w.session_ids.items() if c == 1)
+    w.routers[1].realms["realm1"].sessions[sid].callee_features = frozenset(
+        {"registration_revocation"})
     for client in (0, 1):
         node, conn = w.clients[client]
         w.apply(node, w.routers[node].receive(conn, Register(1, {}, "p.one"), w.now))
-    w.drain()  # both announcements cross: both registered (the race the README admits)
-    assert all(isinstance(w.inbox[c][-1], Registered) for c in (0, 1))
-    reg_id = w.inbox[1][-1].registration
-    w.send(1, Unregister(2, reg_id))
+    w.drain()
+    assert isinstance(w.inbox[0][-1], Registered)
+    registered, revoked = w.inbox[1][-2:]
+    assert isinstance(registered, Registered) and isinstance(revoked, Unregistered)
+    assert revoked.request == 0 and revoked.details is not None
+    assert revoked.details["registration"] == registered.registration
+    assert "registered this procedure first" in revoked.details["reason"]
+    for node in (0, 1):  # one callee left, on n0, known to both nodes
+        reg = w.routers[node].realms["realm1"].dealer.get_exact("p.one", "exact")
+        assert reg is not None and len(reg.callees) == 1
     w.send(2, Call(3, {}, "p.one", [5]))
     [result] = [m for m in w.inbox[2] if isinstance(m, Result)]
-    assert result.args == [0, 5]  # n0's callee takes the calls now
+    assert result.args == [0, 5]  # n0's callee takes the calls
+    w.send(1, Register(4, {}, "p.one"))  # and n1's callee cannot take it back
+    assert isinstance(w.inbox[1][-1], Error)
+    assert w.inbox[1][-1].error == "wamp.error.procedure_already_exists"
 
 
 def test_a_relay_that_cannot_be_sent_fails_its_call() -> None:

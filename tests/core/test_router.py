@@ -59,7 +59,7 @@ def test_welcome_announces_roles_and_identity(h: Harness) -> None:
         "progressive_call_results", "progressive_call_invocations", "call_timeout",
         "call_canceling", "caller_identification", "pattern_based_registration",
         "shared_registration", "call_reroute", "registration_meta_api", "session_meta_api",
-        "testament_meta_api"}
+        "testament_meta_api", "registration_revocation"}
 
 
 def test_session_ids_are_distinct(h: Harness) -> None:

@@ -185,6 +185,16 @@ class Dealer:
         proxy.add_registration(reg.id)
         return True
 
+    def revoke(self, session: Session, reg: Registration, reason: str) -> list[Effect]:
+        """Take ``reg`` away from its callee ``session`` (registration revocation:
+        UNREGISTERED with request 0, for callees that announced the feature)."""
+        effects: list[Effect] = []
+        if "registration_revocation" in session.callee_features:
+            effects.append(Send(session.conn, Unregistered(0, {"registration": reg.id,
+                                                               "reason": reason})))
+        effects.extend(self._detach(session, reg))
+        return effects
+
     def unregister_proxy(self, proxy: Session, procedure: str, match: str) -> None:
         reg = self._map.get(procedure, match)
         if reg is not None and any(c.session is proxy for c in reg.callees):

@@ -25,6 +25,7 @@ DEALER_FEATURES: dict[str, bool] = {
     "caller_identification": True,
     "pattern_based_registration": True,
     "shared_registration": True,
+    "registration_revocation": True,
     "call_reroute": True,
     "registration_meta_api": True,
     "session_meta_api": True,

@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 
 NODE_LOST = "the callee's router node left the cluster before answering the call"
 SESSION_ID_TAKEN = "router.close.session_id_collision"
+# the reason of a registration revoked because another node's registration of the
+# same procedure came first (see RemoteRpc._contest)
+REVOKED = "another router node of the cluster registered this procedure first"
 
 
 @dataclass(slots=True)
@@ -79,10 +82,12 @@ class RemoteRpc:
     # -- the directory: callees on other nodes ----------------------------------
     @staticmethod
     def entry(session: Session, procedure: str, match: str, invoke: str,
-              concurrency: int, forward_timeout: bool = False) -> dict[str, Any]:
+              concurrency: int, forward_timeout: bool = False,
+              created: float = 0.0) -> dict[str, Any]:
         return {"proc": procedure, "match": match, "invoke": invoke, "conc": concurrency,
                 "ft": forward_timeout, "sid": session.session_id, "authid": session.authid,
-                "authrole": session.authrole, "features": sorted(session.callee_features)}
+                "authrole": session.authrole, "features": sorted(session.callee_features),
+                "created": created}
 
     def advertise(self, op: str, entry: dict[str, Any]) -> Advertise:
         return Advertise(self.realm.name, op, entry)
@@ -155,7 +160,7 @@ class RemoteRpc:
         return [Relay(known[0], self.realm.name, {"op": "kill", "sid": sid, "reason": reason,
                                                   "message": message})]
 
-    def remote_registered(self, node: str, entry: dict[str, Any], now: float) -> bool:
+    def remote_registered(self, node: str, entry: dict[str, Any], now: float) -> list[Effect]:
         key = (node, entry["sid"])
         conn = self._proxy_of.get(key)
         if conn is None:
@@ -173,7 +178,30 @@ class RemoteRpc:
         if not ok:
             self._rejected[(node, entry["sid"], entry["proc"], entry["match"])] = entry
             self._maybe_drop(conn)
-        return ok
+            return self._contest(node, entry, now)
+        return []
+
+    def _contest(self, node: str, entry: dict[str, Any], now: float) -> list[Effect]:
+        """Another node's registration conflicts with this node's (both took a
+        "single" procedure, or different policies, before hearing of the other):
+        the one created first wins (then the smaller node id); if this node's
+        loses, its callees' registration is revoked, and the other node's one
+        takes its place here."""
+        reg = self.dealer.get_exact(entry["proc"], entry["match"])
+        if reg is None:
+            return []
+        local = [c.session for c in reg.callees if c.session.conn > 0]
+        if not local or (reg.created, self._own_node()) <= (float(entry.get("created", 0.0)),
+                                                             node):
+            return []  # this node's registration stays (the other node revokes its own)
+        effects: list[Effect] = []
+        for session in local:
+            effects.append(self.advertise("reg-", self.entry(session, reg.procedure, reg.match,
+                                                             reg.invoke, 0)))
+            effects.extend(self.dealer.revoke(session, reg, REVOKED))
+        if self.dealer.get_exact(reg.procedure, reg.match) is None:
+            self.local_gone(reg.procedure, reg.match, now)
+        return effects
 
     def local_gone(self, procedure: str, match: str, now: float) -> None:
         """A local registration went away: another node's registration of the same
@@ -183,13 +211,15 @@ class RemoteRpc:
                 del self._rejected[key]
                 self.remote_registered(key[0], entry, now)
 
-    def remote_unregistered(self, node: str, entry: dict[str, Any]) -> list[Effect]:
+    def remote_unregistered(self, node: str, entry: dict[str, Any], now: float) -> list[Effect]:
         self._rejected.pop((node, entry["sid"], entry["proc"], entry["match"]), None)
         conn = self._proxy_of.get((node, entry["sid"]))
         if conn is None:
             return []
         proxy = self.proxies[conn].session
         self.dealer.unregister_proxy(proxy, entry["proc"], entry["match"])
+        if self.dealer.get_exact(entry["proc"], entry["match"]) is None:
+            self.local_gone(entry["proc"], entry["match"], now)  # a refused one may count now
         # calls already relayed to it get their answer from its node (an ERROR, or
         # wamp.error.unavailable, which reroutes them); the proxy goes after them
         self._maybe_drop(conn)

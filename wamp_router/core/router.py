@@ -307,10 +307,9 @@ class Router:
         if r is None or r.remote is None:
             return []
         if op == "reg+":
-            r.remote.remote_registered(node, entry, now)
-            return []
+            return r.remote.remote_registered(node, entry, now)
         if op == "reg-":
-            return r.remote.remote_unregistered(node, entry)
+            return r.remote.remote_unregistered(node, entry, now)
         if op in ("sub+", "sub-"):
             r.remote.remote_subscription(node, op, entry)
             return []
@@ -364,7 +363,7 @@ class Router:
                     if c.session.conn > 0:
                         out.append(remote.advertise("reg+", remote.entry(
                             c.session, reg.procedure, reg.match, reg.invoke, c.concurrency,
-                            c.forward_timeout)))
+                            c.forward_timeout, reg.created)))
             for s in realm.sessions.values():
                 out.append(remote.advertise("sess+", session_info(s)))
                 if s.testaments:
