@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from tests.helpers import ROLES
 from tests.sync_client import RecordState
 from wamp_router.config.loader import load_config_text
-from wamp_router.core.effects import Broadcast, Effect, Send, SyncCommit, SyncFetch
+from wamp_router.core.effects import Broadcast, Effect, Send, SyncCommit, SyncFetch, SyncReset
 from wamp_router.core.effects import Commit as CommitEffect
 from wamp_router.core.messages import Call, Error, Event, Hello, Message, Result, Subscribe
 from wamp_router.core.router import Router
@@ -76,8 +76,9 @@ class SharedRedis:
         cur = self.recs.get(uri)
         v, t = (cur["v"], cur["t"]) if cur else (0, "")
         if v != item["pv"] or t != item["pt"]:
-            return ("conflict", v), None
-        if v == 0 and item["max"] and len(self.recs) >= item["max"]:
+            return ("conflict", v, t), None
+        if v == 0 and item["max"] and sum(u.startswith(item["dom"]) for u in self.recs) >= \
+                item["max"]:
             return ("too_many",), None
         value = orjson.loads(item["value"])
         self.recs[uri] = {"v": p["v"], "t": p["t"], "value": value, "d": p["d"], "ts": p["ts"],
@@ -96,7 +97,7 @@ class SharedRedis:
 
 
 class Node:
-    def __init__(self, index: int, world: World, policy: str) -> None:
+    def __init__(self, index: int, world: World, policy: str, load: bool = True) -> None:
         self.world = world
         self.config = load_config_text(CONFIG % policy, "<node>")
         self.router = Router(self.config, random.Random(index))
@@ -107,7 +108,8 @@ class Node:
         self.up = True
         self.inbox: dict[int, list[Message]] = {}
         self._conns = 0
-        self.apply(self.router.sync_loaded("realm1", EPOCH, []))
+        if load:
+            self.apply(self.router.sync_loaded("realm1", EPOCH, []))
 
     def connect(self) -> int:
         self._conns += 1
@@ -139,6 +141,8 @@ class Node:
                                          [("refused", "Redis is not reachable")] * len(e.items)))
             elif isinstance(e, SyncFetch) and self.up:
                 self.cmds.append(("fetch", e.uri))
+            elif isinstance(e, SyncReset) and self.up:
+                self.cmds.append(("reset", e.epoch))
 
     # -- what the adapter does when each thing happens ---------------------------
     def commit(self) -> None:
@@ -149,19 +153,28 @@ class Node:
         kind, arg = self.cmds.popleft()
         redis = self.world.redis
         if kind == "commit":
-            results = []
-            for item in arg.items:
-                result, event = redis.commit(item)
-                results.append(result)
-                if event is not None:
-                    for other in self.world.nodes:
-                        if other is not self and other.up:
-                            other.pushes.append(event)
-            self.replies.append(("committed", arg.batch, results))
+            self.replies.append(("committed", arg.batch, self._commit(arg)))
         elif kind == "fetch":
             self.replies.append(("fetched", arg, *redis.read(arg)))
+        elif kind == "reset":  # a new epoch if still the same; every node reloads
+            if self.world.epoch == arg:
+                self.world.epoch = arg + "+"
+            for node in self.world.nodes:
+                if node.up:
+                    node.load()
         else:
-            self.replies.append(("loaded", redis.all()))
+            self.replies.append(("loaded", self.world.epoch, redis.all()))
+
+    def _commit(self, effect: SyncCommit) -> list[tuple[Any, ...]]:
+        results = []
+        for item in effect.items:
+            result, event = self.world.redis.commit(item)
+            results.append(result)
+            if event is not None:
+                for other in self.world.nodes:
+                    if other is not self and other.up:
+                        other.pushes.append(event)
+        return results
 
     def reply_arrives(self) -> None:
         reply = self.replies.popleft()
@@ -170,7 +183,7 @@ class Node:
         elif reply[0] == "fetched":
             self.apply(self.router.sync_fetched("realm1", *reply[1:]))
         else:
-            self.apply(self.router.sync_loaded("realm1", EPOCH, reply[1]))
+            self.apply(self.router.sync_loaded("realm1", reply[1], reply[2]))
 
     def push_arrives(self) -> None:
         self.apply(self.router.sync_remote("realm1", self.pushes.popleft()))
@@ -191,6 +204,10 @@ class Node:
 
     def reconnect(self) -> None:
         self.up = True
+        self.load()
+
+    def load(self) -> None:
+        self.router.sync_loading("realm1")
         self.cmds.append(("load", None))
 
     def busy(self) -> bool:
@@ -201,6 +218,7 @@ class World:
     def __init__(self, policy: str) -> None:
         self.now = 1_700_000_000.0
         self.redis = SharedRedis()
+        self.epoch = EPOCH  # a Redis that comes back empty has a new one
         self.nodes: list[Node] = []
         self.nodes = [Node(i, self, policy) for i in range(3)]
         self.observers: list[tuple[Node, int, RecordState]] = []
@@ -252,6 +270,16 @@ class World:
                         state.patch(msg.kwargs)  # a gap fails here
             node.inbox[conn].clear()
 
+    def wipe(self) -> None:
+        """Redis restarts empty: every node loses it; a new epoch."""
+        for node in self.nodes:
+            if node.up:
+                node.connection_lost()
+        self.collect()
+        self.redis = SharedRedis()
+        self.epoch += "+"
+        self.applied_incs = self.unknown_incs = 0  # (what was applied is gone)
+
     def settle(self) -> None:
         for node in self.nodes:
             if not node.up:
@@ -279,6 +307,7 @@ step = st.one_of(
     st.tuples(st.sampled_from(["commit", "redis", "reply", "push", "push"]), st.integers(0, 2)),
     st.tuples(st.just("lose"), st.integers(0, 2)),
     st.tuples(st.just("reconnect"), st.integers(0, 2)),
+    st.tuples(st.just("wipe"), st.just(0)),  # Redis restarts empty (a new epoch)
 )
 
 
@@ -298,6 +327,8 @@ def _run(world: World, action: tuple[Any, ...]) -> None:
         node.connection_lost()
     elif action[0] == "reconnect" and not node.up:
         node.reconnect()
+    elif action[0] == "wipe":
+        world.wipe()
     world.collect()
 
 
@@ -364,3 +395,192 @@ def test_reject_policy_conflicts_across_nodes() -> None:
     [err] = node.inbox[conn]
     assert isinstance(err, Error) and err.error == "sync.error.conflict"
     assert err.kwargs["v"] == 3 and [p["v"] for p in err.kwargs["patches"]] == [2, 3]
+
+
+
+# -- scenarios ------------------------------------------------------------------
+
+
+def patch(world: World, i: int, path: str, value: Any, **kw: Any) -> int:
+    """Writer ``i`` sets ``path``; returns the request id (answers: see ``answer``)."""
+    node, conn = world.writers[i]
+    world.request += 1
+    world.calls[(i, conn, world.request)] = ("set", value)
+    node.send(conn, Call(world.request, {}, "sync.patch",
+                         [URI, [{"op": "x-set", "path": path, "value": value}]], kw))
+    return world.request
+
+
+def keep_answers(world: World) -> list[Message]:
+    """From now on, the writers' answers are kept (collect() clears inboxes)."""
+    kept: list[Message] = []
+    collect = world.collect
+
+    def keep() -> None:
+        for node, conn in world.writers:
+            kept.extend(node.inbox[conn])
+        collect()
+
+    world.collect = keep  # type: ignore[method-assign]
+    return kept
+
+
+def values_of(world: World, path: str) -> list[Any]:
+    return [p["ops"][0]["value"] for p in world.redis.logs.get(URI, [])
+            if p["ops"] and p["ops"][0]["path"] == path]
+
+
+def test_writes_of_one_client_keep_their_order_across_lost_races() -> None:
+    world = World("lww")
+    a, b = world.nodes[0], world.nodes[1]
+    patch(world, 1, "/other", 0)
+    b.commit()
+    b.redis_runs_one()  # b's version is v1; a has not heard of it
+    patch(world, 0, "/x", 1)
+    a.commit()  # in flight
+    patch(world, 0, "/x", 2)
+    a.commit()  # in flight too
+    a.redis_runs_one()
+    a.redis_runs_one()  # both lose
+    a.reply_arrives()  # the first waits for v1
+    patch(world, 0, "/x", 3)  # the client's third write arrives meanwhile
+    a.reply_arrives()  # the second loses too: it must still come before the third
+    world.settle()
+    assert values_of(world, "/x") == [1, 2, 3]
+
+
+def test_a_queued_write_waits_with_the_one_it_was_computed_on() -> None:
+    world = World("lww")
+    a, b, c = world.nodes
+    patch(world, 1, "/other", 0)
+    b.commit()
+    b.redis_runs_one()
+    a.pushes.clear()  # a hears of v1 only later
+    patch(world, 0, "/x", 1)
+    a.commit()
+    a.redis_runs_one()  # loses to v1
+    patch(world, 0, "/x", 2)  # queued on the first one's head, not sent
+    b.reply_arrives()
+    a.pushes.append({"u": URI, "p": world.redis.logs[URI][0], "i": None})
+    a.push_arrives()
+    a.reply_arrives()  # the first runs again: it must not overtake the second
+    c.push_arrives()
+    patch(world, 2, "/other", 1)
+    c.commit()
+    c.redis_runs_one()  # and another node's version comes first once more
+    a.commit()
+    world.settle()
+    assert values_of(world, "/x") == [1, 2]
+
+
+def test_a_write_rebased_after_a_lost_race_says_so() -> None:
+    world = World("rebase")
+    a, b = world.nodes[0], world.nodes[1]
+    patch(world, 0, "/a", 0)
+    world.settle()
+    kept = keep_answers(world)
+    request = patch(world, 0, "/a", 1, base=1)  # on the head: not a rebase yet
+    patch(world, 1, "/b", 1)
+    b.commit()
+    b.redis_runs_one()  # v2 is b's
+    a.commit()
+    a.redis_runs_one()
+    a.reply_arrives()
+    world.settle()
+    [res] = [m for m in kept if isinstance(m, Result) and m.request == request]
+    assert res.args[0] == {"v": 3, "rebased": True}
+
+
+def test_redis_back_empty_fails_waiting_writes_and_observers_get_the_new_epoch() -> None:
+    world = World("rebase")
+    a, b = world.nodes[0], world.nodes[1]
+    for i in range(3):
+        patch(world, 0, "/a", i)
+        world.settle()
+    kept = keep_answers(world)
+    request = patch(world, 0, "/a", 9)
+    patch(world, 1, "/b", 1)
+    b.commit()
+    b.redis_runs_one()
+    a.commit()
+    a.redis_runs_one()
+    a.reply_arrives()  # a's write waits for v4 ...
+    for node in world.nodes:
+        node.connection_lost()  # ... which never comes: Redis restarts empty
+    world.redis = SharedRedis()
+    world.epoch = "e1"
+    world.settle()
+    [answer] = [m for m in kept if getattr(m, "request", 0) == request]
+    assert isinstance(answer, Error) and answer.error == "sync.error.unavailable"
+    assert "new epoch" in answer.args[0]
+    patch(world, 1, "/c", 1)  # v1 of the new epoch
+    world.settle()
+    assert world.redis.recs[URI]["v"] == 1
+    for node, _, seen in world.observers:
+        assert (seen.epoch, seen.v, seen.value) == ("e1", 1, {"c": 1})
+        sync = node.router.realms["realm1"].sync
+        assert sync is not None and sync.snapshot(URI) == {"v": 1, "epoch": "e1",
+                                                          "value": {"c": 1}}
+
+
+def test_redis_that_lost_its_last_version_starts_a_new_epoch() -> None:
+    """Redis restarted from an append-only file that misses the last version
+    (appendfsync everysec): the same epoch, one version behind every node. The
+    nodes start a new epoch from what Redis has; observers replace their state."""
+    world = World("lww")
+    for i in range(3):
+        patch(world, 0, "/a", i)
+        world.settle()
+    for node in world.nodes:
+        node.connection_lost()
+    world.redis.logs[URI].pop()
+    world.redis.recs[URI] = {"v": 2, "t": world.redis.logs[URI][-1]["t"], "value": {"a": 1},
+                             "d": False, "ts": "", "by": None}
+    world.settle()
+    kept = keep_answers(world)
+    request = patch(world, 1, "/z", 9)
+    world.settle()
+    [answer] = [m for m in kept if getattr(m, "request", 0) == request]
+    assert isinstance(answer, Result) and answer.args[0]["v"] == 3
+    assert world.redis.recs[URI]["value"] == {"a": 1, "z": 9}
+    assert world.epoch != EPOCH
+    for _, _, seen in world.observers:
+        assert (seen.epoch, seen.v, seen.value) == (world.epoch, 3, {"a": 1, "z": 9})
+
+
+def _late_node(world: World) -> Node:
+    """A node that joins now: not loaded yet."""
+    node = Node(9, world, "lww", load=False)
+    world.nodes.append(node)
+    return node
+
+
+def test_a_subscriber_before_the_first_load_gets_the_state_after_it() -> None:
+    world = World("lww")
+    for i in range(5):
+        patch(world, 0, "/a", i)
+        world.settle()
+    late = _late_node(world)
+    observer = late.connect()
+    late.send(observer, Subscribe(77, {"get_retained": True}, URI))
+    assert not [m for m in late.inbox[observer] if isinstance(m, Event)]  # nothing yet
+    late.apply(late.router.sync_loaded("realm1", EPOCH, world.redis.all()))
+    [event] = [m for m in late.inbox[observer] if isinstance(m, Event)]
+    assert event.details.get("retained") and event.kwargs["v"] == 5
+
+
+def test_a_version_pushed_before_the_first_load_is_kept() -> None:
+    world = World("lww")
+    for i in range(5):
+        patch(world, 0, "/a", i)
+        world.settle()
+    seen_by_load = world.redis.all()  # what the late node's load read ...
+    patch(world, 0, "/a", 99)
+    world.settle()  # ... before v6, whose push reaches it before the load's answer
+    late = _late_node(world)
+    late.apply(late.router.sync_remote("realm1", {"u": URI, "p": world.redis.logs[URI][-1],
+                                                  "i": None}))
+    late.apply(late.router.sync_loaded("realm1", EPOCH, seen_by_load))
+    sync = late.router.realms["realm1"].sync
+    assert sync is not None and sync.snapshot(URI) == {"v": 6, "epoch": EPOCH,
+                                                      "value": {"a": 99}}

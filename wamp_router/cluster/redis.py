@@ -45,7 +45,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint
 from twisted.logger import Logger
 
 from ..config.model import Cluster
-from ..core.effects import Advertise, Forward, Interest, Relay, SyncCommit, SyncFetch
+from ..core.effects import Advertise, Forward, Interest, Relay, SyncCommit, SyncFetch, SyncReset
 from ..core.urimap import UriMap
 from .resp import RedisConnectionLost, RedisError, RespFactory, RespProtocol
 
@@ -76,7 +76,7 @@ class ClusterDriver(Protocol):
 
     def advertisements(self) -> list[Advertise]: ...
 
-    def sync_realms(self) -> list[str]: ...
+    def sync_domains(self) -> dict[str, list[str]]: ...
 
     def sync_committed(self, realm: str, batch: int, results: list[tuple[Any, ...]]) -> None: ...
 
@@ -85,6 +85,8 @@ class ClusterDriver(Protocol):
     def sync_fetched(self, realm: str, uri: str, state: dict[str, Any] | None,
                      patches: list[dict[str, Any]],
                      checkpoints: list[tuple[int, Any, bool]]) -> None: ...
+
+    def sync_loading(self, realm: str) -> None: ...
 
     def sync_loaded(self, realm: str, epoch: str, records: list[Any]) -> None: ...
 
@@ -112,20 +114,30 @@ return dead
 
 # One version of a shared data-sync record, compared and set (SyncEngine):
 # KEYS: the record (hash v, t, value, d, ts, by), its log (a stream, one entry per
-# version, id "<v>-1"), its checkpoints (hash v -> deleted flag + value JSON), the
-# realm's record index (zset). ARGV: expected v, expected token, v, token, value
+# version, id "<v>-1"), its checkpoints (hash v -> deleted flag + value JSON), its
+# domain's record index (zset). ARGV: expected v, expected token, v, token, value
 # JSON, deleted (0/1), ts, by, patch (msgpack), keep versions, min ts, checkpoint
 # every, max records, channel, event, uri. Returns {1, v} (committed and
-# published), {0, current v} (another version came first) or {-1, v} (max_records).
+# published), {0, current v, current token} (another version came first), {-1, v}
+# (max_records) or {-2, v} (the log is ahead of the record: damaged keys). Nothing
+# is written before every check passed (Redis does not undo a failed script).
 # The history rules are the MemoryStore's (wamp_router/core/sync/memory.py).
 _COMMIT = """
 local cur = redis.call('HMGET', KEYS[1], 'v', 't')
 local v = tonumber(cur[1]) or 0
-if v ~= tonumber(ARGV[1]) or (cur[2] or '') ~= ARGV[2] then return {0, v} end
+if v ~= tonumber(ARGV[1]) or (cur[2] or '') ~= ARGV[2] then return {0, v, cur[2] or ''} end
 if v == 0 and tonumber(ARGV[13]) > 0 and redis.call('ZCARD', KEYS[4]) >= tonumber(ARGV[13]) then
   return {-1, v}
 end
 local nv = tonumber(ARGV[3])
+local info = redis.pcall('XINFO', 'STREAM', KEYS[2])
+if type(info) == 'table' and not info.err then
+  for i = 1, #info, 2 do
+    if info[i] == 'last-generated-id' and tonumber(string.match(info[i + 1], '^(%d+)')) >= nv then
+      return {-2, v}
+    end
+  end
+end
 redis.call('HSET', KEYS[1], 'v', nv, 't', ARGV[4], 'value', ARGV[5], 'd', ARGV[6],
            'ts', ARGV[7], 'by', ARGV[8])
 if v == 0 then redis.call('ZADD', KEYS[4], 0, ARGV[16]) end
@@ -136,7 +148,7 @@ if keep > 0 and nv - keep >= 1 then
   trimmed = redis.call('XTRIM', KEYS[2], 'MINID', (nv - keep + 1) .. '-0')
 end
 if ARGV[11] ~= '' then
-  for _ = 1, 1000 do
+  while true do
     local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
     if #first == 0 or first[1][2][4] >= ARGV[11] then break end
     redis.call('XDEL', KEYS[2], first[1][1])
@@ -163,6 +175,19 @@ redis.call('PUBLISH', ARGV[14], ARGV[15])
 return {1, nv}
 """
 _COMMIT_SHA = hashlib.sha1(_COMMIT.encode()).hexdigest()  # Redis names scripts by SHA-1
+# One record as it is, in one step: its hash, its log, its checkpoints.
+_READ = """
+return {redis.call('HGETALL', KEYS[1]), redis.call('XRANGE', KEYS[2], '-', '+'),
+        redis.call('HGETALL', KEYS[3])}
+"""
+_READ_SHA = hashlib.sha1(_READ.encode()).hexdigest()
+# A new epoch for a realm's shared records, if it is still ARGV[1]; the nodes are
+# told to reload (KEYS[1]: the epoch key; ARGV: old, new, control channel, message).
+_NEW_EPOCH = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]) end
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return 1
+"""
 
 
 TAG = 16  # a node id: 16 hex characters, also the prefix of its envelopes
@@ -216,6 +241,7 @@ class RedisBackplane:
         self._synced = False  # interest asserted and caches loaded since the last connect
         # nodes whose directory is being (re)loaded: their deltas wait for the snapshot
         self._loading: dict[str, list[list[Any]]] = {}
+        self._served: set[str] = set()  # realms whose channels are subscribed
 
     # -- channels --------------------------------------------------------------
     def _topic_channel(self, realm: str, topic: str) -> str:
@@ -311,10 +337,11 @@ class RedisBackplane:
         the other nodes' patterns and the retained events."""
         assert self.cmd is not None and self.sub is not None
         realms = self._realms()
-        sync_realms = self.driver.sync_realms()
+        shared = self.driver.sync_domains()
+        self._served = set(realms)
         channels = [self.ch_ctl, self.ch_inbox]
         channels += [self._retained_channel(r) for r in realms]
-        channels += [self._sync_channel(r) for r in sync_realms]
+        channels += [self._sync_channel(r) for r in shared]
         channels += [self._topic_channel(r, t) for r, t in sorted(self.exact)]
         for i in range(0, len(channels), 500):
             self.sub.send("SUBSCRIBE", *channels[i:i + 500])
@@ -328,14 +355,46 @@ class RedisBackplane:
             cmd.command("HGETALL", self._retained_key(realm)).addCallbacks(
                 self._load_retained, self._failed, callbackArgs=(realm,),
                 errbackArgs=("retained",))
-        if sync_realms:
-            cmd.command("SCRIPT", "LOAD", _COMMIT).addErrback(self._failed, "SCRIPT LOAD")
+        if shared:
             from twisted.internet.defer import gatherResults
 
-            loads = [self._load_records(r) for r in sync_realms]
+            for script in (_COMMIT, _READ):
+                cmd.command("SCRIPT", "LOAD", script).addErrback(self._failed, "SCRIPT LOAD")
+            loads = [self._load_records(r, prefixes) for r, prefixes in shared.items()]
             d.addCallback(lambda _: gatherResults(loads, consumeErrors=True))
         d.addCallback(lambda _: self._now_up())
-        d.addErrback(self._failed, "sync")
+        d.addErrback(self._sync_failed, cmd)
+
+    def _sync_failed(self, failure: Any, cmd: RespProtocol) -> None:
+        """Joining failed half-way (e.g. Redis still loading its data): again soon,
+        on the same connection (a new one starts its own)."""
+        self._failed(failure, "sync")
+        if cmd is self.cmd and cmd.open and self.sub is not None and not self._synced:
+            self.reactor.callLater(1.0, self._resync, cmd)
+
+    def _resync(self, cmd: RespProtocol) -> None:
+        if cmd is self.cmd and cmd.open and self.sub is not None and not self._synced:
+            self._sync()
+
+    def refresh(self) -> None:
+        """Realms added by a config reload: their channels and what Redis holds."""
+        if self.cmd is None or self.sub is None or not self._synced:
+            return  # the next (re)connect covers them
+        new = [r for r in self._realms() if r not in self._served]
+        if not new:
+            return
+        self._served.update(new)
+        shared = self.driver.sync_domains()
+        channels = [self._retained_channel(r) for r in new]
+        channels += [self._sync_channel(r) for r in new if r in shared]
+        self.sub.send("SUBSCRIBE", *channels)
+        for realm in new:
+            self.cmd.command("HGETALL", self._retained_key(realm)).addCallbacks(
+                self._load_retained, self._failed, callbackArgs=(realm,),
+                errbackArgs=("retained",))
+            if realm in shared:
+                self._load_records(realm, shared[realm]).addErrback(self._failed,
+                                                                   "loading records")
 
     def _now_up(self) -> None:
         self._synced = True
@@ -626,7 +685,8 @@ class RedisBackplane:
             event = self._tag + _pack(["sync", realm, {"u": uri, "p": p, "i": item["i"]}])
             d = cmd.command("EVALSHA", _COMMIT_SHA, 4, self._sync_key(realm, "r:", uri),
                             self._sync_key(realm, "l:", uri), self._sync_key(realm, "c:", uri),
-                            self._sync_key(realm, "uris"), item["pv"], item["pt"], p["v"],
+                            self._sync_key(realm, "uris:", item["dom"]), item["pv"],
+                            item["pt"], p["v"],
                             p["t"], item["value"], int(p["d"]), p["ts"], p["by"] or "",
                             _pack(p), p["k"], p["m"], p["c"], item["max"],
                             self._sync_channel(realm), event, uri)
@@ -637,50 +697,66 @@ class RedisBackplane:
 
     def sync_fetch(self, effect: SyncFetch) -> None:
         """Read one record back (a gap in its versions here)."""
-        cmd = self.cmd
-        if cmd is None:
+        if self.cmd is None or not self._synced:
             return  # the reload after the reconnect brings it
         realm, uri = effect.realm, effect.uri
+
+        def failed(failure: Any) -> None:
+            self._failed(failure, "reading a record back")
+            self.reactor.callLater(0.5, self.sync_fetch, effect)  # (dropped if not up)
+
         self._read_record(realm, uri).addCallbacks(
-            lambda r: self.driver.sync_fetched(realm, uri, *r), self._failed,
-            errbackArgs=("reading a record back",))
+            lambda r: self.driver.sync_fetched(realm, uri, *r), failed)
+
+    def sync_reset(self, effect: SyncReset) -> None:
+        """Redis lost versions of the realm's records (same epoch): a new epoch, and
+        every node (this one too) reloads the records from Redis."""
+        cmd = self.cmd
+        if cmd is None or not self._synced:
+            return  # the reload after the reconnect checks again
+        realm = effect.realm
+        log.warn("cluster backplane: Redis lacks data-sync versions this node has (it lost "
+                 "data?); starting a new epoch for realm {realm}", realm=realm)
+        cmd.command("EVAL", _NEW_EPOCH, 1, self._sync_key(realm, "epoch"), effect.epoch,
+                    secrets.token_hex(8), self.ch_ctl,
+                    _pack(["epoch", self.node_id, realm])).addCallbacks(
+            lambda _: self._reload_records(realm), self._failed, errbackArgs=("new epoch",))
+
+    def _reload_records(self, realm: str) -> None:
+        prefixes = self.driver.sync_domains().get(realm)
+        if prefixes and self.cmd is not None:
+            self._load_records(realm, prefixes).addErrback(self._failed, "loading records")
 
     def _read_record(self, realm: str, uri: str) -> Any:
-        from twisted.internet.defer import gatherResults
-
         assert self.cmd is not None
-        ds = [self.cmd.command("HGETALL", self._sync_key(realm, "r:", uri)),
-              self.cmd.command("XRANGE", self._sync_key(realm, "l:", uri), "-", "+"),
-              self.cmd.command("HGETALL", self._sync_key(realm, "c:", uri))]
-        return gatherResults(ds, consumeErrors=True).addCallback(_record)
+        return self.cmd.command(
+            "EVALSHA", _READ_SHA, 3, self._sync_key(realm, "r:", uri),
+            self._sync_key(realm, "l:", uri), self._sync_key(realm, "c:", uri)).addCallback(
+            _record)
 
-    def _load_records(self, realm: str) -> Any:
-        """Every shared record of the realm, for the engine's replica."""
+    def _load_records(self, realm: str, prefixes: list[str]) -> Any:
+        """Every shared record of the realm's domains, for the engine's replica."""
         from twisted.internet.defer import gatherResults
 
         assert self.cmd is not None
         cmd = self.cmd
+        self.driver.sync_loading(realm)  # what the node has now, Redis must still have
         cmd.command("SET", self._sync_key(realm, "epoch"), secrets.token_hex(8), "NX")
         epoch_d = cmd.command("GET", self._sync_key(realm, "epoch"))
+        uris: list[str] = []
 
-        def got(uris: list[bytes]) -> Any:
-            reads = [self._read_record(realm, raw.decode()) for raw in uris]
-            return gatherResults([epoch_d, *reads], consumeErrors=True)
+        def got(indexes: list[list[bytes]]) -> Any:
+            uris.extend(sorted({raw.decode() for index in indexes for raw in index}))
+            return gatherResults([epoch_d, *(self._read_record(realm, u) for u in uris)],
+                                 consumeErrors=True)
 
         def loaded(results: list[Any]) -> None:
-            epoch, records = results[0].decode(), []
-            for raw, (state, patches, checkpoints) in zip(uris_seen, results[1:], strict=True):
-                records.append((raw.decode(), state, patches, checkpoints))
-            self.driver.sync_loaded(realm, epoch, records)
+            records = [(uri, *record) for uri, record in zip(uris, results[1:], strict=True)]
+            self.driver.sync_loaded(realm, results[0].decode(), records)
 
-        uris_seen: list[bytes] = []
-
-        def remember(uris: list[bytes]) -> list[bytes]:
-            uris_seen.extend(uris)
-            return uris
-
-        return cmd.command("ZRANGE", self._sync_key(realm, "uris"), 0, -1).addCallback(
-            remember).addCallback(got).addCallback(loaded)
+        indexes = [cmd.command("ZRANGE", self._sync_key(realm, "uris:", p), 0, -1)
+                   for p in prefixes]
+        return gatherResults(indexes, consumeErrors=True).addCallback(got).addCallback(loaded)
 
     # -- pushes from Redis ------------------------------------------------------
     def _push(self, channel: bytes, data: bytes) -> None:
@@ -719,6 +795,8 @@ class RedisBackplane:
             return
         if op == "down":  # from the reaper (msg[2]: the node that declared it dead)
             self._node_down(node, dead=len(msg) > 2 and msg[2] == self.node_id)
+        elif op == "epoch" and self._synced:  # another node started a new epoch
+            self._reload_records(msg[2])
         elif op == "reload" and self.cmd is not None:
             self._load_node(node).addErrback(self._failed, "reload")
         elif op in _DELTAS:
@@ -735,10 +813,14 @@ class RedisBackplane:
             self.driver.remote_directory(msg[2], node, op, msg[3])
 
 
-def _commit_result(reply: list[int]) -> tuple[Any, ...]:
+def _commit_result(reply: list[Any]) -> tuple[Any, ...]:
     if reply[0] == 1:
         return ("ok",)
-    return ("conflict", reply[1]) if reply[0] == 0 else ("too_many",)
+    if reply[0] == 0:
+        return ("conflict", reply[1], reply[2].decode())
+    if reply[0] == -1:
+        return ("too_many",)
+    return ("refused", "the record's log in Redis is ahead of its version (damaged keys?)")
 
 
 def _commit_error(failure: Any) -> tuple[Any, ...]:

@@ -21,6 +21,9 @@
   ``router.sync_committed(realm, batch, results)``.
 - ``SyncFetch(realm, uri)``: read a record's state, patch log and checkpoints
   from the shared store, then call ``router.sync_fetched(...)``.
+- ``SyncReset(realm, epoch)``: Redis lacks versions of the realm's shared records
+  that this node has (it lost data in the same ``epoch``): start a new epoch in
+  Redis if it is still ``epoch``, and make every node reload the records.
 - ``Timer(at)``: call ``router.on_timer(now)`` no later than ``at`` (then ask
   ``router.next_deadline()`` for the next one).
 """
@@ -105,5 +108,11 @@ class SyncFetch:
     uri: str
 
 
+@dataclass(slots=True)
+class SyncReset:
+    realm: str
+    epoch: str
+
+
 Effect = (Send | Broadcast | Close | Timer | Commit | Forward | Interest | Advertise | Relay
-          | SyncCommit | SyncFetch)
+          | SyncCommit | SyncFetch | SyncReset)

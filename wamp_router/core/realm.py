@@ -81,6 +81,8 @@ class Realm:
                                    self.broker.publish_local, config.name)
             self.sync.gate = self._gate
             self.sync.allowed_now = lambda s, action, uri: self._allowed_now(s, action, uri)[0]
+            self.sync.subscribed = lambda: [sub.topic for sub in self.broker.subscriptions()
+                                            if sub.match == "exact"]
             self.broker.snapshot = self.sync.snapshot
         self.sessions: dict[int, Session] = {}  # session id -> session
         self.kill_session: KillSession | None = None  # set by the router

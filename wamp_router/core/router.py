@@ -401,14 +401,23 @@ class Router:
         sync = self._sync_of(realm)
         return [] if sync is None else sync.sync_fetched(uri, state, patches, checkpoints)
 
+    def sync_loading(self, realm: str) -> None:
+        sync = self._sync_of(realm)
+        if sync is not None:
+            sync.sync_loading()
+
     def sync_loaded(self, realm: str, epoch: str, records: list[Any]) -> list[Effect]:
         sync = self._sync_of(realm)
         return [] if sync is None else sync.sync_loaded(epoch, records)
 
-    def sync_realms(self) -> list[str]:
-        """The realms with shared data-sync domains (their records live in Redis)."""
-        return [name for name, r in self.realms.items()
-                if r.sync is not None and any(d.shared for d in r.sync.domains)]
+    def sync_domains(self) -> dict[str, list[str]]:
+        """Realm -> the prefixes of its shared data-sync domains (kept in Redis)."""
+        out: dict[str, list[str]] = {}
+        for name, r in self.realms.items():
+            prefixes = [d.prefix for d in r.sync.domains if d.shared] if r.sync else []
+            if prefixes:
+                out[name] = prefixes
+        return out
 
     def commit(self) -> list[Effect]:
         """Commit the data-sync writes queued during this reactor turn (the

@@ -29,6 +29,7 @@ from ..core.effects import (
     Send,
     SyncCommit,
     SyncFetch,
+    SyncReset,
     Timer,
 )
 from ..core.errors import INVALID_ARGUMENT, PAYLOAD_SIZE_EXCEEDED, ProtocolViolation
@@ -227,7 +228,7 @@ class Driver:
 
     _CLUSTER_EFFECTS: ClassVar[dict[type, str]] = {
         Forward: "forward", Interest: "interest", Relay: "relay", Advertise: "advertise",
-        SyncCommit: "sync_commit", SyncFetch: "sync_fetch"}
+        SyncCommit: "sync_commit", SyncFetch: "sync_fetch", SyncReset: "sync_reset"}
 
     def _apply_other(self, effect: Effect) -> None:
         if type(effect) is Commit:
@@ -285,8 +286,8 @@ class Driver:
         self._cluster_input(lambda: self.router.node_gone(node, dead), "a node leaving")
 
     # shared data-sync records (store = "redis")
-    def sync_realms(self) -> list[str]:
-        return self.router.sync_realms()
+    def sync_domains(self) -> dict[str, list[str]]:
+        return self.router.sync_domains()
 
     def sync_committed(self, realm: str, batch: int, results: list[tuple[Any, ...]]) -> None:
         self._cluster_input(lambda: self.router.sync_committed(realm, batch, results),
@@ -303,6 +304,9 @@ class Driver:
                      checkpoints: list[tuple[int, Any, bool]]) -> None:
         self._cluster_input(lambda: self.router.sync_fetched(realm, uri, state, patches,
                                                              checkpoints), "a record read back")
+
+    def sync_loading(self, realm: str) -> None:
+        self.router.sync_loading(realm)
 
     def sync_loaded(self, realm: str, epoch: str, records: list[Any]) -> None:
         self._cluster_input(lambda: self.router.sync_loaded(realm, epoch, records),

@@ -185,6 +185,8 @@ class RouterNode:
         effects = self.driver.router.reconfigure(config)
         self.driver.apply(effects)
         self.driver.flush()
+        if self.backplane is not None:
+            self.backplane.refresh()  # realms added by the reload
         wanted = {_listener_key(lst): lst for lst in config.listeners}
         for key in list(self.ports):
             if key not in wanted:

@@ -18,6 +18,7 @@ on the record URI: read = subscribe, write = publish.
 
 from __future__ import annotations
 
+from bisect import insort
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -26,7 +27,7 @@ import orjson
 
 from ...config.model import Sync, SyncDomain
 from ..broker import FILTER_KEYS, iso
-from ..effects import COMMIT, Effect, Send, SyncCommit, SyncFetch
+from ..effects import COMMIT, Effect, Send, SyncCommit, SyncFetch, SyncReset
 from ..errors import INVALID_ARGUMENT, WampError
 from ..ids import RandomSource, global_id
 from ..messages import Call, Error, Publish, Published, Result
@@ -134,17 +135,39 @@ class Body:
     if_absent: bool = True
 
 
+@dataclass(slots=True, eq=False)
+class _Writer:
+    """One write and how to answer it (kept: a shared record's write may have to
+    run again after another node's version came first)."""
+
+    uri: str
+    session: Session
+    body: Body
+    now: float
+    reply: Callable[[int, bool], list[Effect]]  # (publication id, rebased) -> the answer
+    fail: Callable[[WampError], list[Effect]]  # the answer when it failed
+    skip: int = 0  # connection not to echo the patch event to (PUBLISH exclude_me)
+    identity: dict[str, Any] | None = None
+    on_noop: Callable[[Rec, bool], list[Effect]] | None = None  # nothing changed
+    seq: int = 0  # arrival order (the writes of a shared record keep it)
+    attempt: int = 0  # compare-and-sets lost so far
+
+
+def _seq(w: _Writer) -> int:
+    return w.seq
+
+
 @dataclass(slots=True)
 class _Queued:
     rec: Rec
     write: Write
-    reply: Callable[[int], list[Effect]]  # publication id -> the writer's answer
-    fail: Callable[[WampError], list[Effect]]  # the answer when the store failed
-    skip: int  # connection not to echo the patch event to (PUBLISH exclude_me)
-    identity: dict[str, Any] | None
+    w: _Writer
+    rebased: bool
+    shared: bool = False
     tok: str = ""  # shared records: this version's token, and the one it was computed on
     prev: str = ""
-    redo: Callable[[], list[Effect]] | None = None  # the write again, on the new state
+    flight: _Flight | None = None  # the record's flight when it was sent to Redis
+    known: tuple[int, str] = (0, "")  # the record's committed (v, token) when sent
 
 
 @dataclass(slots=True)
@@ -152,11 +175,14 @@ class _Flight:
     """A shared record's versions on their way to or from Redis."""
 
     inflight: int = 0  # own versions sent, not yet answered
-    # writes waiting for the record to catch up (after a lost compare-and-set), in order
-    waiting: list[Callable[[], list[Effect]]] | None = None
+    # writes waiting for the record to catch up (after a lost compare-and-set), by seq
+    waiting: list[_Writer] | None = None
     target: int = 0  # the version Redis had when a compare-and-set was lost
     buffer: dict[int, dict[str, Any]] = field(default_factory=dict)  # other nodes' versions
     fetching: bool = False
+    # the record's committed (v, token) when the read-back was sent: Redis's answer
+    # cannot be older unless Redis lost versions (answers may be older than pushes)
+    mark: tuple[int, str] = (0, "")
 
     @property
     def idle(self) -> bool:
@@ -179,11 +205,17 @@ class SyncEngine:
         self._flights: dict[str, _Flight] = {}
         self._batches: dict[int, list[_Queued]] = {}
         self._next_batch = 0
+        self._seq = 0  # arrival order of shared records' writes
+        self._reset_sent: str | None = None  # the epoch a SyncReset was asked for
+        self._marks: dict[str, tuple[int, str]] = {}  # see sync_loading
         self.counters: dict[str, int] = {
             "writes": 0, "conflicts": 0, "rebased": 0, "snapshots": 0, "deltas": 0,
             "commits": 0, "commit_failures": 0, "cas_retries": 0, "remote_versions": 0,
             "resyncs": 0}
         self.gate: Gate | None = None  # set by the realm
+        # the topics of this node's exact subscriptions (set by the realm): the records
+        # whose observers get a fresh state after a first load or an epoch change
+        self.subscribed: Callable[[], list[str]] = list
         self.allowed_now: AllowedNow | None = None
 
     # -- lookup -------------------------------------------------------------
@@ -300,7 +332,7 @@ class SyncEngine:
             body = self._publish_body(msg.args, msg.kwargs)
             exclude_me = msg.options.get("exclude_me", True) is not False
 
-            def reply(publication: int) -> list[Effect]:
+            def reply(publication: int, rebased: bool) -> list[Effect]:
                 if not ack:
                     return []
                 return [Send(session.conn, Published(msg.request, publication))]
@@ -311,9 +343,9 @@ class SyncEngine:
                 return [Send(session.conn, Error(Publish.TYPE, msg.request, {}, exc.uri,
                                                  exc.args_, exc.kwargs))]
 
-            return self._write(session, self._rec(msg.topic, domain), body, now, reply, fail,
-                               session.conn if exclude_me else 0, identity or None,
-                               on_noop=lambda rec: reply(global_id(self._rng)))
+            return self._write(self._rec(msg.topic, domain), _Writer(
+                msg.topic, session, body, now, reply, fail, session.conn if exclude_me else 0,
+                identity or None, lambda rec, rebased: reply(global_id(self._rng), rebased)))
         except WampError as exc:
             return fail_publish(session, msg, exc) if ack else []
 
@@ -325,8 +357,8 @@ class SyncEngine:
             return []
         try:
             body = self._publish_body([], kwargs)
-            return self._write(session, self._rec(topic, domain), body, now, lambda p: [],
-                               lambda e: [], 0, None)
+            return self._write(self._rec(topic, domain), _Writer(
+                topic, session, body, now, lambda p, r: [], lambda e: []))
         except WampError:
             return []
 
@@ -369,32 +401,26 @@ class SyncEngine:
             raise WampError(INVALID_ARGUMENT, f"if_absent must be true or false, not {if_absent!r}")
         return Body(kind, data, base, cid, epoch, if_absent)
 
-    def _write(self, session: Session, rec: Rec, body: Body, now: float,
-               reply: Callable[[int], list[Effect]],
-               fail: Callable[[WampError], list[Effect]], skip: int,
-               identity: dict[str, Any] | None,
-               on_noop: Callable[[Rec], list[Effect]] | None = None,
-               attempt: int = 0) -> list[Effect]:
+    def _write(self, rec: Rec, w: _Writer) -> list[Effect]:
         """Check and apply one write to the record's head and queue it for commit."""
-        redo: Callable[[], list[Effect]] | None = None
-        if rec.domain.shared:
-            redo = self._shared_write(attempt, session, rec, body, now, reply, fail, skip,
-                                      identity, on_noop)
-            if redo is None:
-                return []
+        shared = rec.domain.shared
+        if shared and self._waits(rec, w):
+            return []
+        body, now = w.body, w.now
         exists = rec.hv > 0 and not rec.hdeleted
         self._admit(rec, body, exists)
         rebase_against = self._check_version(rec, body)
         ts = iso(now)
         value, ops, units, deleted = self._rebased(rec, body, exists, ts, rebase_against)
+        rebased = rebase_against is not None
         if ops is not None and not ops and exists:
             # nothing changes (tests only, a value already there): no new version
-            return on_noop(rec) if on_noop is not None else reply(0)
+            return w.on_noop(rec, rebased) if w.on_noop is not None else w.reply(0, rebased)
         value_json = self._encode(rec.domain, value)
         # a new version
         config = rec.domain.config
         v = rec.hv + 1
-        by = session.authid
+        by = w.session.authid
         if ops is not None and not exists:
             # the record did not exist: the patch applied to {} -- clients see the whole value
             ops = None
@@ -409,11 +435,11 @@ class SyncEngine:
         rec.hv, rec.hvalue, rec.hdeleted = v, value, deleted
         rec.pending.append(patch)
         self.counters["writes"] += 1
-        if rebase_against is not None:
+        if rebased:
             self.counters["rebased"] += 1
-        queued = _Queued(rec, write, reply, fail, skip, identity)
-        if redo is not None:
-            queued.prev, queued.tok, queued.redo = rec.htok, _token(self._rng), redo
+        queued = _Queued(rec, write, w, rebased)
+        if shared:
+            queued.shared, queued.prev, queued.tok = True, rec.htok, _token(self._rng)
             rec.htok = queued.tok
         self._queue.append(queued)
         return [COMMIT] if len(self._queue) == 1 else []
@@ -437,37 +463,32 @@ class SyncEngine:
                 raise self._conflict(rec, body, clash, f"version conflict on {rec.uri}")
         return value, ops, units, deleted
 
-    def _shared_write(self, attempt: int, session: Session, rec: Rec, body: Body,
-                      now: float, *args: Any) -> Callable[[], list[Effect]] | None:
-        """A write to a shared record: how to run it again after a lost
-        compare-and-set (None: it waits, the record is catching up with Redis).
-        ``args``: the rest of ``_write``'s arguments."""
-        uri, domain = rec.uri, rec.domain
-        self._check_ready(domain)
-        fail = args[1]
+    def _waits(self, rec: Rec, w: _Writer) -> bool:
+        """A write to a shared record: it waits (True) while the record catches up
+        with Redis after a lost compare-and-set; writes keep their arrival order."""
+        self._check_ready(rec.domain)
+        if not w.seq:
+            self._seq += 1
+            w.seq = self._seq
+        flight = self._flights.get(rec.uri)
+        if flight is None or flight.waiting is None:
+            return False
+        insort(flight.waiting, w, key=_seq)
+        return True
 
-        def again(tries: int) -> list[Effect]:
-            if tries >= MAX_ATTEMPTS:
-                return fail(self._error(  # type: ignore[no-any-return]
-                    "unavailable", f"{uri!r} changed on other router nodes {tries} times "
-                    "while this write was being committed; try again"))
-            try:
-                reply, _, skip, identity, on_noop = args
-                return self._write(session, self._rec(uri, domain), body, now, reply, fail,
-                                   skip, identity, on_noop, tries)
-            except WampError as exc:
-                return fail(exc)  # type: ignore[no-any-return]
-
-        flight = self._flights.get(uri)
-        if flight is not None and flight.waiting is not None:
-            flight.waiting.append(lambda: again(attempt))  # writes keep their order
-            return None
-
-        def redo() -> list[Effect]:
-            self.counters["cas_retries"] += 1
-            return again(attempt + 1)
-
-        return redo
+    def _rerun(self, w: _Writer) -> list[Effect]:
+        """A shared record's write, again (it waited, or lost a compare-and-set)."""
+        domain = self.domain_of(w.uri)
+        if domain is None:
+            return []
+        if w.attempt >= MAX_ATTEMPTS:
+            return w.fail(self._error(
+                "unavailable", f"{w.uri!r} changed on other router nodes {w.attempt} times "
+                "while this write was being committed; try again"))
+        try:
+            return self._write(self._rec(w.uri, domain), w)
+        except WampError as exc:
+            return w.fail(exc)
 
     def _admit(self, rec: Rec, body: Body, exists: bool) -> None:
         """Checks that need no patching: op count, create/delete rules, record count."""
@@ -588,9 +609,9 @@ class SyncEngine:
         if not queue:
             return []
         effects: list[Effect] = []
-        shared = [q for q in queue if q.redo is not None]
+        shared = [q for q in queue if q.shared]
         if shared:
-            queue = [q for q in queue if q.redo is None]
+            queue = [q for q in queue if not q.shared]
             effects.append(self._send(shared))
         failed: dict[int, str] = {}
         by_store: dict[int, tuple[RecordStore, list[Write]]] = {}
@@ -614,7 +635,7 @@ class SyncEngine:
                     rec.hv, rec.hvalue, rec.hdeleted = rec.v, rec.value, rec.deleted
                     rec.pending.clear()
                     rec.domain.records = None
-                effects.extend(q.fail(self._error(
+                effects.extend(q.w.fail(self._error(
                     "unavailable", f"the record store failed ({why}); the write was not "
                     "applied")))
                 continue
@@ -631,9 +652,9 @@ class SyncEngine:
         if not rec.pending:  # (a shared record's head may have been reset meanwhile)
             rec.hv, rec.hvalue, rec.hdeleted, rec.htok = rec.v, rec.value, rec.deleted, rec.tok
         publication = global_id(self._rng)  # the event's id, also in PUBLISHED
-        effects = self._fan_out(rec.uri, [], self._event(patch, rec.domain), q.skip,
-                                q.identity, publication)
-        effects.extend(q.reply(publication))
+        effects = self._fan_out(rec.uri, [], self._event(patch, rec.domain), q.w.skip,
+                                q.w.identity, publication)
+        effects.extend(q.w.reply(publication, q.rebased))
         return effects
 
     def close(self) -> None:
@@ -654,9 +675,12 @@ class SyncEngine:
         items: list[dict[str, Any]] = []
         for q in queue:
             w, p = q.write, q.write.patch
-            self._flight(q.rec.uri).inflight += 1
-            items.append({"u": q.rec.uri, "pv": p.v - 1, "pt": q.prev, "value": w.value_json,
-                          "p": _pack_patch(p, q.tok, q.prev, w), "i": q.identity,
+            q.flight = self._flight(q.rec.uri)
+            q.flight.inflight += 1
+            q.known = (q.rec.v, q.rec.tok)
+            items.append({"u": q.rec.uri, "dom": q.rec.domain.prefix, "pv": p.v - 1,
+                          "pt": q.prev, "value": w.value_json,
+                          "p": _pack_patch(p, q.tok, q.prev, w), "i": q.w.identity,
                           "max": q.rec.domain.config.limits.max_records})
         self._next_batch += 1
         self._batches[self._next_batch] = queue
@@ -679,9 +703,11 @@ class SyncEngine:
         effects: list[Effect] = []
         touched: dict[str, Rec] = {}
         for q, result in zip(queue, results, strict=True):
-            rec = q.rec
+            if q.flight is not None:
+                q.flight.inflight -= 1
+            # the record as this node holds it now (a new epoch replaced the objects)
+            rec = q.rec = self._cache.get(q.rec.uri) or self._rec(q.rec.uri, q.rec.domain)
             flight = self._flight(rec.uri)
-            flight.inflight -= 1
             touched[rec.uri] = rec
             status = result[0]
             if status == "ok" and q.write.patch.v == rec.v + 1 and q.prev == rec.tok:
@@ -706,23 +732,34 @@ class SyncEngine:
             rec.hv, rec.hvalue, rec.hdeleted, rec.htok = rec.v, rec.value, rec.deleted, rec.tok
             rec.pending.clear()
             rec.domain.records = None
+            # writes queued on that head and not sent yet cannot succeed: they wait too
+            unsent = [u for u in self._queue if u.rec is rec]
+            if unsent:
+                self._queue = [u for u in self._queue if u.rec is not rec]
+                for u in unsent:
+                    insort(flight.waiting, u.w, key=_seq)
         if status == "ok":  # committed, but not in order here: read the record back
             flight.target = max(flight.target, q.write.patch.v)
-            return q.reply(global_id(self._rng))
+            return q.w.reply(global_id(self._rng), q.rebased)
         if status == "conflict":
-            flight.target = max(flight.target, int(result[1]))
-            assert q.redo is not None
-            flight.waiting.append(q.redo)
+            cur = int(result[1])
+            q.w.attempt += 1
+            self.counters["cas_retries"] += 1
+            insort(flight.waiting, q.w, key=_seq)
+            if _older((cur, result[2] if len(result) > 2 else None), q.known):
+                # Redis no longer has a version it had when this write was sent
+                return self._reset(rec.domain.store.epoch)
+            flight.target = max(flight.target, cur)
             return []
         if status == "too_many":
             limit = rec.domain.config.limits.max_records
-            return q.fail(self._error("too_many_records", f"domain {rec.domain.prefix!r} holds "
+            return q.w.fail(self._error("too_many_records", f"domain {rec.domain.prefix!r} holds "
                                       f"its maximum of {limit} records", max_records=limit))
         self.counters["commit_failures"] += 1
         if status == "refused":
-            return q.fail(self._error("unavailable", "the write was not applied: the shared "
+            return q.w.fail(self._error("unavailable", "the write was not applied: the shared "
                                       f"record store refused it ({result[1]})"))
-        return q.fail(self._error(
+        return q.w.fail(self._error(
             "unavailable", f"the connection to the shared record store was lost ({result[1]}) "
             "while the write was committed: it may or may not have been applied (the "
             "record's versions tell)"))
@@ -732,14 +769,18 @@ class SyncEngine:
         i: publisher identity}``."""
         uri = env.get("u")
         domain = self.domain_of(uri) if type(uri) is str else None
-        if domain is None or not domain.shared or not getattr(domain.store, "ready", False):
+        if domain is None or not domain.shared:
             return []
         assert type(uri) is str
-        rec = self._rec(uri, domain)
+        rec = self._rec(uri, domain)  # (before the first load: kept until it is in)
         v = env["p"]["v"]
-        if v <= rec.v:
+        if v < rec.v or (v == rec.v and env["p"].get("t") == rec.tok):
             return []  # known already (a read-back got it first)
-        self._flight(uri).buffer[v] = env
+        flight = self._flight(uri)
+        if v > rec.v:
+            flight.buffer[v] = env
+        if not getattr(domain.store, "ready", False):
+            return []
         return self._drain(rec) + self._resume(rec)
 
     def sync_fetched(self, uri: str, state: dict[str, Any] | None,
@@ -750,8 +791,17 @@ class SyncEngine:
         if domain is None or not domain.shared:
             return []
         rec = self._rec(uri, domain)
-        self._flight(uri).fetching = False
+        flight = self._flight(uri)
+        flight.fetching = False
+        if _older(_vt(state), flight.mark):
+            # Redis lost versions it had when this read was sent: every node starts a
+            # new epoch from what Redis has (clients must replace what they hold)
+            return self._reset(rec.domain.store.epoch)
         effects = self._reconcile(rec, state, patches, checkpoints)
+        # Redis answered: what it has is the target (an older hint cannot hold)
+        flight.target = min(flight.target, state["v"] if state is not None else 0)
+        for v in [v for v in flight.buffer if v <= rec.v]:
+            del flight.buffer[v]
         return effects + self._drain(rec) + self._resume(rec)
 
     def sync_loaded(self, epoch: str,
@@ -759,20 +809,31 @@ class SyncEngine:
                                         list[tuple[int, Any, bool]]]]) -> list[Effect]:
         """Every shared record as Redis has it (at start and after a reconnect):
         what this node missed reaches its observers."""
-        effects: list[Effect] = []
-        first = self._epoch(epoch)
+        if self._lost_versions(epoch, records):
+            return self._reset(epoch)
+        effects, fresh = self._epoch(epoch)
         for uri, state, patches, checkpoints in records:
             domain = self.domain_of(uri)
-            if domain is None or not domain.shared:
+            if domain is None or not domain.shared or state is None:
                 continue
             rec = self._rec(uri, domain)
-            if id(domain) in first:
+            if id(domain) in fresh:
                 self._replace(rec, state, patches, checkpoints)
             else:
                 effects.extend(self._reconcile(rec, state, patches, checkpoints))
+        return effects + self._loaded(fresh)
+
+    def _loaded(self, fresh: set[int]) -> list[Effect]:
+        """After a load: observers of records loaded afresh get their state; what
+        waited for the load goes on."""
+        effects: list[Effect] = []
         for domain in self.domains:
             if isinstance(domain.store, ReplicaStore):
                 domain.store.ready = True
+        for topic in self.subscribed():  # observers that have no (or an old) state
+            of = self.domain_of(topic)
+            if of is not None and id(of) in fresh:
+                effects.extend(self._announce(self._rec(topic, of)))
         for uri, flight in list(self._flights.items()):
             flight.fetching = False  # (a read-back lost with the connection: this is newer)
             cached = self._cache.get(uri)
@@ -781,24 +842,75 @@ class SyncEngine:
                 effects.extend(self._resume(cached))
         return effects
 
-    def _epoch(self, epoch: str) -> set[int]:
-        """Take Redis's epoch; the domains loaded for the first time (by id)."""
-        first: set[int] = set()
+    def _epoch(self, epoch: str) -> tuple[list[Effect], set[int]]:
+        """Take Redis's epoch: the answers to writes that cannot happen any more, and
+        the domains (by id) loaded afresh (the first load, or a new epoch)."""
+        effects: list[Effect] = []
+        fresh: set[int] = set()
         for domain in self.domains:
             store = domain.store
             if not isinstance(store, ReplicaStore):
                 continue
             if store.ready and store.epoch != epoch:
-                # Redis lost the records (no persistence?) and a node started afresh
+                # Redis came back without the records (no persistence?): a new epoch
+                effects.extend(self._drop_domain(domain))
                 store.clear()
-                for uri in [u for u, r in self._cache.items() if r.domain is domain]:
-                    if uri not in self._flights:
-                        del self._cache[uri]
-            if not store.ready:
-                first.add(id(domain))
+            if not store.ready or store.epoch != epoch:
+                fresh.add(id(domain))
             store.epoch = epoch
             domain.records = None
-        return first
+        return effects, fresh
+
+    def _lost_epoch(self) -> WampError:
+        return self._error("unavailable", "the shared record store lost its records (Redis "
+                           "came back empty: a new epoch); the write was not applied")
+
+    def _drop_domain(self, domain: Domain) -> list[Effect]:
+        """Forget what this node held of a domain's records: the writes waiting for
+        them fail (the records they were computed on are gone)."""
+        effects: list[Effect] = []
+        for uri in [u for u, r in self._cache.items() if r.domain is domain]:
+            flight = self._flights.pop(uri, None)
+            for w in (flight.waiting or []) if flight is not None else []:
+                effects.extend(w.fail(self._lost_epoch()))
+            del self._cache[uri]
+        unsent = [q for q in self._queue if q.rec.domain is domain]
+        if unsent:
+            self._queue = [q for q in self._queue if q.rec.domain is not domain]
+            for q in unsent:
+                effects.extend(q.w.fail(self._lost_epoch()))
+        return effects
+
+    def _announce(self, rec: Rec) -> list[Effect]:
+        """The record's state to its observers, as the retained event of a subscribe
+        (clients replace what they hold when the epoch differs)."""
+        return self._fan_out(rec.uri, [], self._state(rec), 0, {"retained": True},
+                             global_id(self._rng))
+
+    def sync_loading(self) -> None:
+        """The adapter starts reading every shared record: what this node has now is
+        what Redis must still have (see ``_lost_versions``)."""
+        self._marks = {}
+        for domain in self.domains:
+            store = domain.store
+            if isinstance(store, ReplicaStore) and store.ready:
+                self._marks.update((uri, (row.v, store.tok.get(uri, "")))
+                                   for uri, row in store.rows())
+
+    def _lost_versions(self, epoch: str, records: list[Any]) -> bool:
+        """Does Redis (same epoch) lack versions this node had when the load began?"""
+        marks, self._marks = self._marks, {}
+        if not marks or any(getattr(d.store, "epoch", epoch) != epoch for d in self.domains):
+            return False
+        found = {uri: _vt(state) for uri, state, _, _ in records}
+        return any(_older(found.get(uri, (0, None)), mark) for uri, mark in marks.items())
+
+    def _reset(self, epoch: str) -> list[Effect]:
+        """Ask for a new epoch (once per epoch: the reload that follows settles it)."""
+        if self._reset_sent == epoch:
+            return []
+        self._reset_sent = epoch
+        return [SyncReset(self.realm, epoch)]
 
     def _drain(self, rec: Rec) -> list[Effect]:
         """Apply the other nodes' versions that follow the record's state."""
@@ -822,6 +934,7 @@ class SyncEngine:
             del buffer[v]
         if (buffer or flight.target > rec.v) and not flight.inflight and not flight.fetching:
             flight.fetching = True  # a gap no answer of ours will fill
+            flight.mark = (rec.v, rec.tok)
             effects.append(SyncFetch(self.realm, rec.uri))
         return effects
 
@@ -834,8 +947,8 @@ class SyncEngine:
         if flight.waiting is not None and not flight.inflight and rec.v >= flight.target:
             waiting, flight.waiting = flight.waiting, None
             flight.target = 0
-            for run in waiting:
-                effects.extend(run())
+            for w in waiting:
+                effects.extend(self._rerun(w))
         if flight.idle and self._flights.get(rec.uri) is flight:
             del self._flights[rec.uri]
         return effects
@@ -984,21 +1097,21 @@ class SyncEngine:
         if disclose:
             identity = {"publisher": session.session_id, "publisher_authid": session.authid,
                         "publisher_authrole": session.authrole}
-        rebased = (body.base is not None and body.base != rec.hv
-                   and domain.config.conflict == "rebase")
         conn, request = session.conn, msg.request
 
-        def reply(publication: int) -> list[Effect]:
-            return [Send(conn, Result(request, {}, [{"v": rec.v, "rebased": rebased}]))]
+        def reply(publication: int, rebased: bool) -> list[Effect]:
+            v = self._cache[uri].v if uri in self._cache else rec.v
+            return [Send(conn, Result(request, {}, [{"v": v, "rebased": rebased}]))]
 
         def fail(err: WampError) -> list[Effect]:
             return [Send(conn, Error(Call.TYPE, request, {}, err.uri, err.args_, err.kwargs))]
 
-        def unchanged(r: Rec) -> list[Effect]:  # the committed version: no client sees more
+        def unchanged(r: Rec, rebased: bool) -> list[Effect]:  # the committed version
             return [Send(conn, Result(request, {}, [{"v": r.v, "rebased": rebased,
                                                      "unchanged": True}]))]
 
-        return self._write(session, rec, body, now, reply, fail, 0, identity, on_noop=unchanged)
+        return self._write(rec, _Writer(uri, session, body, now, reply, fail, 0, identity,
+                                        unchanged))
 
     def _history(self, rec: Rec, params: dict[str, Any]) -> dict[str, Any]:
         lo = _version(params.get("from_v"), "from_v", 1)
@@ -1130,6 +1243,18 @@ def _raw_units(body: Body) -> list[Unit]:
             if type(path) is str and (path == "" or path.startswith("/")):
                 units.append((path, "set"))
     return units
+
+
+def _vt(state: dict[str, Any] | None) -> tuple[int, str | None]:
+    return (0, None) if state is None else (state["v"], state["t"])
+
+
+def _older(redis: tuple[int, str | None], known: tuple[int, str]) -> bool:
+    """Is what Redis answers (v, token; token None: not told) older than, or beside,
+    a version it had already committed (``known``)? Only if Redis lost data."""
+    if redis[0] != known[0]:
+        return redis[0] < known[0]
+    return redis[0] > 0 and redis[1] is not None and redis[1] != known[1]
 
 
 def _token(rng: RandomSource) -> str:

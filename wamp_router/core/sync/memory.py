@@ -195,6 +195,17 @@ class ReplicaStore(MemoryStore):
         self._checkpoints[uri] = sorted(checkpoints, key=_checkpoint_v)
         self.tok[uri] = tok
 
+    def rows(self) -> builtins.list[tuple[str, RecordRow]]:
+        return list(self._rows.items())
+
+    def forget(self, uri: str) -> None:
+        """Drop one record (Redis no longer has it)."""
+        if self._rows.pop(uri, None) is not None:
+            self._uris.remove(uri)
+        self._logs.pop(uri, None)
+        self._checkpoints.pop(uri, None)
+        self.tok.pop(uri, None)
+
     def clear(self) -> None:
         """Forget every record (Redis's records were replaced: a new epoch)."""
         self._rows.clear()
