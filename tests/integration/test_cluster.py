@@ -378,6 +378,8 @@ def test_a_redis_outage_keeps_local_traffic_and_recovers() -> None:
             await local_pub.publish("com.x6.t", "during", options=ACK)
             name, args, _, _ = await inbox.get()
             assert (name, args) == ("local", ("during",))  # local traffic goes on
+            await local_pub.publish("com.x6.r", "kept", options=types.PublishOptions(
+                acknowledge=True, retain=True))
             assert scrape(a.metrics_url)["wamp_cluster_dropped_total"] >= 1
             redis.start()  # an empty Redis again, on the same port
             deadline = time.monotonic() + 15
@@ -388,6 +390,10 @@ def test_a_redis_outage_keeps_local_traffic_and_recovers() -> None:
             await local_pub.publish("com.x6.t", "after", options=ACK)
             got = {(await inbox.get())[0] for _ in range(2)}
             assert got == {"local", "remote"}  # subscriptions were re-asserted
+            # the retained event published while Redis was away reached the others
+            await subscribe(remote_sub, inbox, "late", "com.x6.r", get_retained=True)
+            name, args, _, details = await inbox.get()
+            assert (name, args, details.retained) == ("late", ("kept",), True)
             await close(local_sub, local_pub, remote_sub)
 
         run(main())

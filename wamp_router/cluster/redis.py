@@ -242,6 +242,8 @@ class RedisBackplane:
         # nodes whose directory is being (re)loaded: their deltas wait for the snapshot
         self._loading: dict[str, list[list[Any]]] = {}
         self._served: set[str] = set()  # realms whose channels are subscribed
+        # retained events published while Redis was unreachable: (realm, topic) -> it
+        self._unsent_retained: dict[tuple[str, str], Forward] = {}
 
     # -- channels --------------------------------------------------------------
     def _topic_channel(self, realm: str, topic: str) -> str:
@@ -351,6 +353,12 @@ class RedisBackplane:
         self._assert_patterns()
         d = cmd.command("ZRANGE", self.k_nodes, 0, -1)
         d.addCallback(self._load_patterns)
+        unsent, self._unsent_retained = self._unsent_retained, {}
+        for effect in unsent.values():  # newer than Redis's copy: stored first
+            try:
+                self._retain(cmd, effect.realm, effect.envelope)
+            except Exception as exc:  # a payload msgpack cannot carry
+                log.warn("cluster backplane: cannot store a retained event: {exc}", exc=exc)
         for realm in realms:
             cmd.command("HGETALL", self._retained_key(realm)).addCallbacks(
                 self._load_retained, self._failed, callbackArgs=(realm,),
@@ -563,6 +571,8 @@ class RedisBackplane:
         cmd = self.cmd
         if cmd is None:
             self.counters["dropped"] += 1
+            if effect.envelope.get("r"):  # kept here; Redis gets it when it is back
+                self._unsent_retained[(effect.realm, effect.envelope["t"])] = effect
             return
         env = effect.envelope
         realm = effect.realm
@@ -590,13 +600,17 @@ class RedisBackplane:
                         self._failed, "PUBLISH")
                     sent += 1
         if env.get("r"):
-            retained = self._tag + _pack(["retained", realm, env])
-            cmd.command("HSET", self._retained_key(realm), topic, retained).addErrback(
-                self._failed, "HSET")
-            cmd.command("PUBLISH", self._retained_channel(realm), retained).addErrback(
-                self._failed, "PUBLISH")
+            self._retain(cmd, realm, env)
             sent += 1
         self.counters["sent"] += sent
+
+    def _retain(self, cmd: RespProtocol, realm: str, env: dict[str, Any]) -> None:
+        """The topic's retained event, in Redis and on every node (not delivered)."""
+        retained = self._tag + _pack(["retained", realm, env])
+        cmd.command("HSET", self._retained_key(realm), env["t"], retained).addErrback(
+            self._failed, "HSET")
+        cmd.command("PUBLISH", self._retained_channel(realm), retained).addErrback(
+            self._failed, "PUBLISH")
 
     def relay(self, effect: Relay) -> None:
         """A piece of a call for another node's inbox."""
