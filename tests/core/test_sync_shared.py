@@ -88,9 +88,10 @@ class SharedRedis:
             self.cps.setdefault(uri, []).append((p["v"], value, p["d"]))
         return ("ok",), {"u": uri, "p": copy.deepcopy(p), "i": item["i"]}
 
-    def read(self, uri: str) -> tuple[Any, ...]:
+    def read(self, uri: str, after: int = 0) -> tuple[Any, ...]:
         state = copy.deepcopy(self.recs.get(uri))
-        return (state, copy.deepcopy(self.logs.get(uri, [])), list(self.cps.get(uri, [])))
+        log = [p for p in self.logs.get(uri, []) if p["v"] > after]
+        return (state, copy.deepcopy(log), list(self.cps.get(uri, [])) if not after else [])
 
     def all(self) -> list[Any]:
         return [(uri, *self.read(uri)) for uri in sorted(self.recs)]
@@ -104,6 +105,7 @@ class Node:
         self.cmds: deque[tuple[Any, ...]] = deque()  # sent to Redis, not yet executed
         self.replies: deque[Any] = deque()  # answers on their way back
         self.pushes: deque[dict[str, Any]] = deque()  # other nodes' versions on their way
+        self.fetches: deque[str] = deque()  # read-backs waiting their short delay
         self.commit_due = False
         self.up = True
         self.inbox: dict[int, list[Message]] = {}
@@ -140,7 +142,7 @@ class Node:
                     self.replies.append(("committed", e.batch,
                                          [("refused", "Redis is not reachable")] * len(e.items)))
             elif isinstance(e, SyncFetch) and self.up:
-                self.cmds.append(("fetch", e.uri))
+                self.fetches.append(e.uri)  # asked for after a short wait
             elif isinstance(e, SyncReset) and self.up:
                 self.cmds.append(("reset", e.epoch))
 
@@ -155,7 +157,8 @@ class Node:
         if kind == "commit":
             self.replies.append(("committed", arg.batch, self._commit(arg)))
         elif kind == "fetch":
-            self.replies.append(("fetched", arg, *redis.read(arg)))
+            uri, after = arg
+            self.replies.append(("fetched", uri, after, *redis.read(uri, after)))
         elif kind == "reset":  # a new epoch if still the same; every node reloads
             if self.world.epoch == arg:
                 self.world.epoch = arg + "+"
@@ -175,6 +178,13 @@ class Node:
                     if other is not self and other.up:
                         other.pushes.append(event)
         return results
+
+    def fetch_due(self) -> None:
+        """A read-back's delay is over: the node says from which version, if at all."""
+        uri = self.fetches.popleft()
+        after = self.router.sync_fetch_from("realm1", uri)
+        if after is not None and self.up:
+            self.cmds.append(("fetch", (uri, after)))
 
     def reply_arrives(self) -> None:
         reply = self.replies.popleft()
@@ -211,7 +221,8 @@ class Node:
         self.cmds.append(("load", None))
 
     def busy(self) -> bool:
-        return bool(self.commit_due or self.cmds or self.replies or self.pushes)
+        return bool(self.commit_due or self.cmds or self.replies or self.pushes
+                    or self.fetches)
 
 
 class World:
@@ -257,7 +268,8 @@ class World:
                 if isinstance(msg, Result) and kind == "inc":
                     self.applied_incs += amount
                 elif isinstance(msg, Error):
-                    assert msg.error in ("sync.error.conflict", "sync.error.unavailable"), msg
+                    assert msg.error in ("sync.error.conflict", "sync.error.unavailable",
+                                         "sync.error.contention"), msg
                     if "may or may not" in msg.args[0] and kind == "inc":
                         self.unknown_incs += amount
             node.inbox[conn].clear()
@@ -295,8 +307,10 @@ class World:
                     node.redis_runs_one()
                 elif node.replies:
                     node.reply_arrives()
-                else:
+                elif node.pushes:
                     node.push_arrives()
+                else:
+                    node.fetch_due()
             self.collect()
         raise AssertionError("the nodes never settled")
 
@@ -304,7 +318,8 @@ class World:
 step = st.one_of(
     st.tuples(st.just("write"), st.integers(0, 2), st.sampled_from(["inc", "inc", "append", "set"]),
               st.integers(1, 4), st.booleans()),
-    st.tuples(st.sampled_from(["commit", "redis", "reply", "push", "push"]), st.integers(0, 2)),
+    st.tuples(st.sampled_from(["commit", "redis", "reply", "push", "push", "fetch"]),
+              st.integers(0, 2)),
     st.tuples(st.just("lose"), st.integers(0, 2)),
     st.tuples(st.just("reconnect"), st.integers(0, 2)),
     st.tuples(st.just("wipe"), st.just(0)),  # Redis restarts empty (a new epoch)
@@ -323,6 +338,8 @@ def _run(world: World, action: tuple[Any, ...]) -> None:
         node.reply_arrives()
     elif action[0] == "push" and node.pushes:
         node.push_arrives()
+    elif action[0] == "fetch" and node.fetches:
+        node.fetch_due()
     elif action[0] == "lose" and node.up:
         node.connection_lost()
     elif action[0] == "reconnect" and not node.up:

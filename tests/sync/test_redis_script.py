@@ -87,6 +87,9 @@ class Driver:
     def sync_remote(self, realm: str, env: Any) -> None:
         self.node.apply(self.node.router.sync_remote(realm, env))
 
+    def sync_fetch_from(self, realm: str, uri: str) -> int | None:
+        return self.node.router.sync_fetch_from(realm, uri)
+
     def sync_fetched(self, realm: str, uri: str, *r: Any) -> None:
         self.node.apply(self.node.router.sync_fetched(realm, uri, *r))
 

@@ -82,7 +82,9 @@ class ClusterDriver(Protocol):
 
     def sync_remote(self, realm: str, env: dict[str, Any]) -> None: ...
 
-    def sync_fetched(self, realm: str, uri: str, state: dict[str, Any] | None,
+    def sync_fetch_from(self, realm: str, uri: str) -> int | None: ...
+
+    def sync_fetched(self, realm: str, uri: str, after: int, state: dict[str, Any] | None,
                      patches: list[dict[str, Any]],
                      checkpoints: list[tuple[int, Any, bool]]) -> None: ...
 
@@ -176,9 +178,13 @@ return {1, nv}
 """
 _COMMIT_SHA = hashlib.sha1(_COMMIT.encode()).hexdigest()  # Redis names scripts by SHA-1
 # One record as it is, in one step: its hash, its log, its checkpoints.
+# ARGV[1]: the version after which the log is wanted (0: all, with the checkpoints).
 _READ = """
-return {redis.call('HGETALL', KEYS[1]), redis.call('XRANGE', KEYS[2], '-', '+'),
-        redis.call('HGETALL', KEYS[3])}
+local after = tonumber(ARGV[1])
+local cps = {}
+if after == 0 then cps = redis.call('HGETALL', KEYS[3]) end
+return {redis.call('HGETALL', KEYS[1]), redis.call('XRANGE', KEYS[2], (after + 1) .. '-0', '+'),
+        cps}
 """
 _READ_SHA = hashlib.sha1(_READ.encode()).hexdigest()
 # A new epoch for a realm's shared records, if it is still ARGV[1]; the nodes are
@@ -709,18 +715,25 @@ class RedisBackplane:
         DeferredList(ds).addCallback(lambda done: self.driver.sync_committed(
             realm, effect.batch, [r for _, r in done]))
 
-    def sync_fetch(self, effect: SyncFetch) -> None:
-        """Read one record back (a gap in its versions here)."""
+    def sync_fetch(self, effect: SyncFetch, delay: float = 0.005) -> None:
+        """Read one record back (a gap in its versions here), after a few ms: the
+        versions it misses are usually already on their way from Redis."""
+        self.reactor.callLater(delay, self._fetch, effect)
+
+    def _fetch(self, effect: SyncFetch) -> None:
         if self.cmd is None or not self._synced:
             return  # the reload after the reconnect brings it
         realm, uri = effect.realm, effect.uri
+        after = self.driver.sync_fetch_from(realm, uri)
+        if after is None:
+            return  # what it waited for arrived
 
         def failed(failure: Any) -> None:
             self._failed(failure, "reading a record back")
-            self.reactor.callLater(0.5, self.sync_fetch, effect)  # (dropped if not up)
+            self.sync_fetch(effect, 0.5)  # (dropped if not up)
 
-        self._read_record(realm, uri).addCallbacks(
-            lambda r: self.driver.sync_fetched(realm, uri, *r), failed)
+        self._read_record(realm, uri, after).addCallbacks(
+            lambda r: self.driver.sync_fetched(realm, uri, after, *r), failed)
 
     def sync_reset(self, effect: SyncReset) -> None:
         """Redis lost versions of the realm's records (same epoch): a new epoch, and
@@ -741,12 +754,12 @@ class RedisBackplane:
         if prefixes and self.cmd is not None:
             self._load_records(realm, prefixes).addErrback(self._failed, "loading records")
 
-    def _read_record(self, realm: str, uri: str) -> Any:
+    def _read_record(self, realm: str, uri: str, after: int = 0) -> Any:
         assert self.cmd is not None
         return self.cmd.command(
             "EVALSHA", _READ_SHA, 3, self._sync_key(realm, "r:", uri),
-            self._sync_key(realm, "l:", uri), self._sync_key(realm, "c:", uri)).addCallback(
-            _record)
+            self._sync_key(realm, "l:", uri), self._sync_key(realm, "c:", uri),
+            after).addCallback(_record)
 
     def _load_records(self, realm: str, prefixes: list[str]) -> Any:
         """Every shared record of the realm's domains, for the engine's replica."""

@@ -19,8 +19,11 @@
 - ``SyncCommit(realm, batch, items)``: commit data-sync versions to the shared
   record store of a cluster (a compare-and-set per version, in order), then call
   ``router.sync_committed(realm, batch, results)``.
-- ``SyncFetch(realm, uri)``: read a record's state, patch log and checkpoints
-  from the shared store, then call ``router.sync_fetched(...)``.
+- ``SyncFetch(realm, uri)``: a record may have to be read back from the shared
+  store: after a short wait (the versions it misses may be on their way), ask
+  ``router.sync_fetch_from(realm, uri)``; unless that says it is no longer
+  needed (None), read the record's state and its log after the version it gives
+  (all of it, with the checkpoints, for 0), then call ``router.sync_fetched(...)``.
 - ``SyncReset(realm, epoch)``: Redis lacks versions of the realm's shared records
   that this node has (it lost data in the same ``epoch``): start a new epoch in
   Redis if it is still ``epoch``, and make every node reload the records.

@@ -395,11 +395,16 @@ class Router:
         sync = self._sync_of(realm)
         return [] if sync is None else sync.remote_version(env)
 
-    def sync_fetched(self, realm: str, uri: str, state: dict[str, Any] | None,
+    def sync_fetch_from(self, realm: str, uri: str) -> int | None:
+        sync = self._sync_of(realm)
+        return None if sync is None else sync.sync_fetch_from(uri)
+
+    def sync_fetched(self, realm: str, uri: str, after: int, state: dict[str, Any] | None,
                      patches: list[dict[str, Any]],
                      checkpoints: list[tuple[int, Any, bool]]) -> list[Effect]:
         sync = self._sync_of(realm)
-        return [] if sync is None else sync.sync_fetched(uri, state, patches, checkpoints)
+        return [] if sync is None else sync.sync_fetched(uri, state, patches, checkpoints,
+                                                         after)
 
     def sync_loading(self, realm: str) -> None:
         sync = self._sync_of(realm)

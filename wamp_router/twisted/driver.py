@@ -299,10 +299,13 @@ class Driver:
         except Exception:
             log.failure("internal error applying a data-sync version from another node")
 
-    def sync_fetched(self, realm: str, uri: str, state: dict[str, Any] | None,
+    def sync_fetch_from(self, realm: str, uri: str) -> int | None:
+        return self.router.sync_fetch_from(realm, uri)
+
+    def sync_fetched(self, realm: str, uri: str, after: int, state: dict[str, Any] | None,
                      patches: list[dict[str, Any]],
                      checkpoints: list[tuple[int, Any, bool]]) -> None:
-        self._cluster_input(lambda: self.router.sync_fetched(realm, uri, state, patches,
+        self._cluster_input(lambda: self.router.sync_fetched(realm, uri, after, state, patches,
                                                              checkpoints), "a record read back")
 
     def sync_loading(self, realm: str) -> None:

@@ -98,7 +98,9 @@ class RouterCollector:
             ("cas_retries", "Data-sync writes run again after another node's version came "
                             "first (shared records)"),
             ("remote_versions", "Data-sync versions committed by other nodes, applied here"),
-            ("resyncs", "Shared records this node read back whole from Redis after a gap"),
+            ("resyncs", "Shared records this node replaced whole from Redis after a gap"),
+            ("readbacks", "Shared records this node read back from Redis (a version it "
+                          "missed, or lost a race to, had not reached it)"),
         ):
             family = CounterMetricFamily(f"wamp_sync_{key}", help_text, labels=["realm"])
             for name, engine in engines:

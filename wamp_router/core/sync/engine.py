@@ -57,7 +57,7 @@ MAX_CONFLICT_PATCHES = 50  # a conflict error carries at most this many missing 
 MAX_CONFLICT_VALUE = 65536  # ... or the value, when its JSON is at most this large
 MAX_LIST = 1000
 MAX_CACHED = 50_000  # records kept in memory (least recently loaded go first)
-MAX_ATTEMPTS = 20  # a write that lost this many compare-and-sets in a row fails
+MAX_ATTEMPTS = 50  # a write that lost this many races to other nodes fails (contention)
 
 # procedure (after the API prefix) -> parameter names, in positional order
 PARAMS: dict[str, tuple[str, ...]] = {
@@ -183,6 +183,7 @@ class _Flight:
     # the record's committed (v, token) when the read-back was sent: Redis's answer
     # cannot be older unless Redis lost versions (answers may be older than pushes)
     mark: tuple[int, str] = (0, "")
+    full: bool = False  # the next read-back takes the whole record (a delta did not do)
 
     @property
     def idle(self) -> bool:
@@ -211,7 +212,7 @@ class SyncEngine:
         self.counters: dict[str, int] = {
             "writes": 0, "conflicts": 0, "rebased": 0, "snapshots": 0, "deltas": 0,
             "commits": 0, "commit_failures": 0, "cas_retries": 0, "remote_versions": 0,
-            "resyncs": 0}
+            "resyncs": 0, "readbacks": 0}
         self.gate: Gate | None = None  # set by the realm
         # the topics of this node's exact subscriptions (set by the realm): the records
         # whose observers get a fresh state after a first load or an epoch change
@@ -483,8 +484,9 @@ class SyncEngine:
             return []
         if w.attempt >= MAX_ATTEMPTS:
             return w.fail(self._error(
-                "unavailable", f"{w.uri!r} changed on other router nodes {w.attempt} times "
-                "while this write was being committed; try again"))
+                "contention", f"{w.uri!r} changed on other router nodes {w.attempt} times "
+                "while this write was being committed; it was not applied: try again",
+                attempts=w.attempt))
         try:
             return self._write(self._rec(w.uri, domain), w)
         except WampError as exc:
@@ -743,8 +745,9 @@ class SyncEngine:
             return q.w.reply(global_id(self._rng), q.rebased)
         if status == "conflict":
             cur = int(result[1])
-            q.w.attempt += 1
-            self.counters["cas_retries"] += 1
+            if q.prev == q.known[1]:  # it lost a race (the writes after it just follow)
+                q.w.attempt += 1
+                self.counters["cas_retries"] += 1
             insort(flight.waiting, q.w, key=_seq)
             if _older((cur, result[2] if len(result) > 2 else None), q.known):
                 # Redis no longer has a version it had when this write was sent
@@ -783,10 +786,27 @@ class SyncEngine:
             return []
         return self._drain(rec) + self._resume(rec)
 
+    def sync_fetch_from(self, uri: str) -> int | None:
+        """A read-back is due (``SyncFetch``): from which version (0: the whole
+        record), or None when the versions it waited for arrived meanwhile."""
+        flight = self._flights.get(uri)
+        rec = self._cache.get(uri)
+        if flight is None or rec is None or not flight.fetching:
+            return None
+        if not flight.full and not flight.buffer and flight.target <= rec.v:
+            flight.fetching = False
+            return None
+        flight.mark = (rec.v, rec.tok)
+        self.counters["readbacks"] += 1
+        after = 0 if flight.full else rec.v
+        flight.full = False
+        return after
+
     def sync_fetched(self, uri: str, state: dict[str, Any] | None,
                      patches: list[dict[str, Any]],
-                     checkpoints: list[tuple[int, Any, bool]]) -> list[Effect]:
-        """Redis's copy of one record, read back after a gap (see ``SyncFetch``)."""
+                     checkpoints: list[tuple[int, Any, bool]], after: int = 0) -> list[Effect]:
+        """Redis's copy of one record (its log after ``after``), read back after a
+        gap (see ``SyncFetch``)."""
         domain = self.domain_of(uri)
         if domain is None or not domain.shared:
             return []
@@ -797,6 +817,10 @@ class SyncEngine:
             # Redis lost versions it had when this read was sent: every node starts a
             # new epoch from what Redis has (clients must replace what they hold)
             return self._reset(rec.domain.store.epoch)
+        if after and state is not None and state["v"] > rec.v and not _chains(rec, state,
+                                                                              patches):
+            flight.full = flight.fetching = True  # the delta does not fill the gap
+            return [SyncFetch(self.realm, uri)]
         effects = self._reconcile(rec, state, patches, checkpoints)
         # Redis answered: what it has is the target (an older hint cannot hold)
         flight.target = min(flight.target, state["v"] if state is not None else 0)
@@ -933,9 +957,8 @@ class SyncEngine:
         for v in [v for v in buffer if v <= rec.v]:
             del buffer[v]
         if (buffer or flight.target > rec.v) and not flight.inflight and not flight.fetching:
-            flight.fetching = True  # a gap no answer of ours will fill
-            flight.mark = (rec.v, rec.tok)
-            effects.append(SyncFetch(self.realm, rec.uri))
+            flight.fetching = True  # a gap no answer of ours will fill (unless its push
+            effects.append(SyncFetch(self.realm, rec.uri))  # comes meanwhile: see above)
         return effects
 
     def _resume(self, rec: Rec) -> list[Effect]:
@@ -993,11 +1016,9 @@ class SyncEngine:
         when the log covers the gap, else at once (observers get the whole value)."""
         if state is None or state["v"] <= rec.v:
             return []
-        chain = [p for p in patches if p["v"] > rec.v]
-        if (chain and chain[0]["v"] == rec.v + 1 and chain[0].get("pt") == rec.tok
-                and chain[-1]["v"] == state["v"] and len(chain) == state["v"] - rec.v):
+        if _chains(rec, state, patches):
             effects: list[Effect] = []
-            for p in chain:
+            for p in (p for p in patches if p["v"] > rec.v):
                 applied = self._apply_remote(rec, p, None)
                 if applied is None:
                     break
@@ -1243,6 +1264,13 @@ def _raw_units(body: Body) -> list[Unit]:
             if type(path) is str and (path == "" or path.startswith("/")):
                 units.append((path, "set"))
     return units
+
+
+def _chains(rec: Rec, state: dict[str, Any], patches: list[dict[str, Any]]) -> bool:
+    """Do ``patches`` lead from the record's version to Redis's ``state``, one by one?"""
+    chain = [p for p in patches if p["v"] > rec.v]
+    return bool(chain and chain[0]["v"] == rec.v + 1 and chain[0].get("pt") == rec.tok
+                and chain[-1]["v"] == state["v"] and len(chain) == state["v"] - rec.v)
 
 
 def _vt(state: dict[str, Any] | None) -> tuple[int, str | None]:
