@@ -163,13 +163,17 @@ class Cluster:
                 backplane = f"redis://127.0.0.1:{self.redis.port}/0"
             for i in range(max(1, self.n)):
                 ws, raw = free_ports(2)
-                node = ClusterNode(self.workdir, ws, raw, self.binary, backplane, i)
+                node = self.make_node(ws, raw, backplane, i)
+                self.nodes.append(node)  # stopped by stop() even if its start fails
                 node.start()
-                self.nodes.append(node)
             time.sleep(1.0 if self.n > 1 else 0.2)  # nodes see each other (heartbeat 1 s)
         except BaseException:
             self.stop()
             raise
+
+    def make_node(self, ws: int, raw: int, backplane: str | None, i: int) -> ClusterNode:
+        """Node i of this cluster (subclasses change its config, e.g. sync_cluster_bench)."""
+        return ClusterNode(self.workdir, ws, raw, self.binary, backplane, i)
 
     def stop(self) -> None:
         for node in self.nodes:

@@ -305,6 +305,10 @@ def _sync_rec(
         "seq_missing_at_end": seq_missing_tail,
         "write_errors": counts.pop("write_errors", 0),
         "unacked_at_end": sum(r["check"]["unacked"] for r in results),
+        "acked_total": sum(r["check"].get("acked_total", 0) for r in results),
+        "errors_by_writer": {
+            g: n for r in results for g, n in r["check"].get("errors_by_writer", {}).items()
+        },
         "lost_sessions": sum(r["check"]["lost_sessions"] for r in results),
         "retained_events": counts.pop("retained", 0),
         "records_written": len(acked_v),
@@ -318,6 +322,8 @@ def _sync_rec(
         not in (
             "retained_events",
             "records_written",
+            "acked_total",
+            "errors_by_writer",
             "dups",
             "missing_versions",
             "seq_missing",

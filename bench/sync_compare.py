@@ -124,25 +124,29 @@ class OursSyncRouter(OursRouter):
         return cmd
 
     def sync_counters(self) -> dict[str, float]:
-        if not self.store:
-            return {}
-        try:
-            url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-            with urllib.request.urlopen(url, timeout=5) as resp:
-                text = resp.read().decode()
-        except OSError:
-            return {}
-        out: dict[str, float] = {}
-        for line in text.splitlines():
-            if line.startswith("wamp_sync_") and "_total" in line and "{" in line:
-                name = line.split("{", 1)[0].removeprefix("wamp_sync_").removesuffix("_total")
-                out[name] = out.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
-        return out
+        return read_sync_counters(self.metrics_port) if self.store else {}
 
     def stop(self, timeout: float = 15.0) -> None:
         super().stop(timeout)
         for suffix in ("", "-wal", "-shm"):
             Path(str(self.db) + suffix).unlink(missing_ok=True)
+
+
+def read_sync_counters(metrics_port: int) -> dict[str, float]:
+    """The router's wamp_sync_*_total counters (summed over realms) from its /metrics;
+    {} when the endpoint does not answer."""
+    try:
+        url = f"http://127.0.0.1:{metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return {}
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("wamp_sync_") and "_total" in line and "{" in line:
+            name = line.split("{", 1)[0].removeprefix("wamp_sync_").removesuffix("_total")
+            out[name] = out.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+    return out
 
 
 _CROSSBAR: dict[str, str] = {}  # the installed version, looked up once

@@ -689,6 +689,8 @@ class SyncWriter(Session):
         self.st = wl.st
         self.rng = random.Random(g)  # reproducible record choice per writer
         self.nrec = wl.nrec
+        # own_records: writer g writes only records g, g+W, g+2W, ... (no contention)
+        self.mine = list(range(g, wl.nrec, wl.n_writers)) if wl.own_records else None
         self.uris = wl.uris
         self.ops = wl.ops
         self.patch = wl.mode == "patch"
@@ -699,6 +701,8 @@ class SyncWriter(Session):
         self.sent: dict[int, tuple[int, int]] = {}  # request -> (send ns, record)
         self.seq = [0] * wl.nrec
         self.acked_v: dict[int, int] = {}  # record -> highest version a RESULT gave
+        self.acked_total = 0  # writes acknowledged without ERROR, in every phase
+        self.failed = 0  # writes answered with ERROR, in every phase
         self.waiters: dict[int, asyncio.Future[Any]] = {}  # setup-time requests
 
     def start(self) -> None:
@@ -706,7 +710,7 @@ class SyncWriter(Session):
             self.write()
 
     def write(self) -> None:
-        k = self.rng.randrange(self.nrec)
+        k = self.rng.choice(self.mine) if self.mine else self.rng.randrange(self.nrec)
         seq = self.seq[k] + 1
         self.seq[k] = seq
         req = self.next_req
@@ -754,6 +758,7 @@ class SyncWriter(Session):
     def answered(self, msg: Any, dt: int, k: int) -> None:
         st = self.st
         if msg[0] != ERROR:
+            self.acked_total += 1
             if msg[0] == RESULT:
                 try:
                     v = msg[3][0]["v"]
@@ -768,7 +773,8 @@ class SyncWriter(Session):
         else:
             if st.phase == 1:
                 st.errors += 1
-            self.wl.note("write_errors", f"{msg[4]} {msg[5:]}")
+            self.failed += 1
+            self.wl.note("write_errors", f"writer {self.g}: {msg[4]} {msg[5:]}")
         if st.phase < 2 and not self.lost:
             self.write()
 
@@ -886,6 +892,8 @@ class SyncWorkload(Workload):
 
     spec: writers, observers, records (100), per_record (observers per record; 0 = all),
     op (inc | replace), payload (replace: string length), inflight (per writer),
+    own_records (writer g writes only records g, g+W, ...: no two writers share a record),
+    writer_node / observer_node (cluster: round-robin start node of writers / observers),
     write: `patch` = CALL <api>patch(uri, ops) (result {v, rebased}); `publish` =
     PUBLISH uri kwargs {ops, cid} with acknowledge; `publish-retain` = the same with
     retain: true (the baselines without data-sync: the same topics, payload, observers).
@@ -912,6 +920,10 @@ class SyncWorkload(Workload):
         self.versioned = self.mode == "patch"
         n_w, n_o = int(spec["writers"]), int(spec["observers"])
         per = int(spec.get("per_record") or n_o)
+        self.n_writers = n_w
+        self.own_records = bool(spec.get("own_records"))
+        if self.own_records and self.nrec < n_w:
+            raise ValueError(f"own_records needs records ({self.nrec}) >= writers ({n_w})")
         self.ost = State()
         self.chk: dict[str, int] = {"retained": 0, "missing_versions": 0, "seq_missing": 0}
         self.examples: dict[str, list[str]] = {}
@@ -920,7 +932,9 @@ class SyncWorkload(Workload):
         self.observers = [
             SyncObserver(self, j) for j in range(n_o) if j % ctx.nworkers == ctx.index
         ]
-        await open_sessions(ctx, [*self.writers, *self.observers])
+        nodes = [node_of(ctx, "writer", w.g) for w in self.writers]
+        nodes += [node_of(ctx, "observer", o.j) for o in self.observers]
+        await open_sessions(ctx, [*self.writers, *self.observers], nodes=nodes)
         self.sessions.extend([*self.writers, *self.observers])
         if ctx.index == 0 and self.writers:
             await self._seed(self.writers[0])
@@ -989,6 +1003,8 @@ class SyncWorkload(Workload):
             "counts": dict(self.chk),
             "examples": self.examples,
             "unacked": sum(len(w.sent) for w in self.writers),
+            "acked_total": sum(w.acked_total for w in self.writers),
+            "errors_by_writer": {w.g: w.failed for w in self.writers if w.failed},
             "lost_sessions": sum(1 for s in self.sessions if s.lost),
             "acked_v": acked_v,
             # per (writer, record): the last seq sent, when every write of the writer was answered
