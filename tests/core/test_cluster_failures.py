@@ -9,11 +9,13 @@ from wamp_router.core.effects import Relay, Send
 from wamp_router.core.messages import (
     Call,
     Error,
+    Event,
     Goodbye,
     Invocation,
     Register,
     Registered,
     Result,
+    Subscribe,
     Unregistered,
     Yield,
 )
@@ -150,3 +152,79 @@ def test_a_session_id_drawn_on_two_nodes_at_once_is_ended_on_one() -> None:
     assert sid in routers[0].realms["realm1"].sessions
     assert routers[1].realms["realm1"].remote is not None
     assert sid in routers[1].realms["realm1"].remote.sessions  # n1 knows n0's session
+
+
+def test_the_first_registration_of_the_cluster_wins_on_every_node() -> None:
+    """n0 and n2 register a procedure roundrobin, n1 registers it single, all at the
+    same moment: the roundrobin group wins (n0 is the smaller node id) on every node,
+    so only n1's callee is revoked, and n2's member of the winning group stays."""
+    w = World(3, [0, 1, 2])
+    for client in range(3):
+        node, conn = w.clients[client]
+        w.routers[node].conns[conn].callee_features = frozenset({"registration_revocation"})
+    for client, options in ((0, {"invoke": "roundrobin"}), (1, {}),
+                            (2, {"invoke": "roundrobin"})):
+        node, conn = w.clients[client]
+        w.apply(node, w.routers[node].receive(conn, Register(1, options, "p.one"), w.now))
+    w.drain()
+    revoked = [c for c in range(3) if any(isinstance(m, Unregistered) for m in w.inbox[c])]
+    assert revoked == [1]
+    for node in range(3):
+        reg = w.routers[node].realms["realm1"].dealer.get_exact("p.one", "exact")
+        assert reg is not None and reg.invoke == "roundrobin" and len(reg.callees) == 2
+
+
+def test_a_session_id_collision_leaves_the_winner_known_to_third_nodes() -> None:
+    """n0 and n1 draw the same session id; n0's session subscribes. Whatever order the
+    announcements reach n2 in, n2 keeps n0's session and its subscription (n1's
+    session, the one that is ended, leaves no trace there)."""
+    import random
+
+    from wamp_router.core.effects import Advertise
+    from wamp_router.core.messages import Hello, Subscribe, Welcome
+    from wamp_router.core.router import Router
+    from wamp_router.core.session import TransportInfo
+
+    from .test_cluster_equivalence import CLUSTERED, ROLES
+
+    now = 1_700_000_000.0
+    routers = [Router(CLUSTERED, random.Random(seed)) for seed in (5, 5, 99)]
+    for i, router in enumerate(routers):
+        router.node_id = f"n{i}"
+    adverts: list[list[Advertise]] = [[], []]
+    sids = []
+    for i in (0, 1):
+        routers[i].open(1, TransportInfo("websocket", "c", CLUSTERED.listeners[0], "json"))
+        effects = routers[i].receive(1, Hello("realm1", {"roles": ROLES}), now)
+        sids.append(next(e.msg.session for e in effects if isinstance(e, Send)
+                         and isinstance(e.msg, Welcome)))
+        adverts[i] += [e for e in effects if isinstance(e, Advertise)]
+    adverts[0] += [e for e in routers[0].receive(1, Subscribe(1, {}, "a.b.c"), now)
+                   if isinstance(e, Advertise)]
+    assert sids[0] == sids[1]
+    # n1 hears of n0's session and ends its own; n2 hears n0's news, then n1's
+    at_n1 = [e for a in adverts[0] for e in routers[1].remote_directory(
+        a.realm, "n0", a.op, a.entry, now) if isinstance(e, Advertise)]
+    for node, news in (("n0", adverts[0]), ("n1", adverts[1] + at_n1)):
+        for a in news:
+            routers[2].remote_directory(a.realm, node, a.op, a.entry, now)
+    remote = routers[2].realms["realm1"].remote
+    assert remote is not None
+    assert remote.remote_of(sids[0]) is not None and remote.remote_of(sids[0])[0] == "n0"
+    assert list(remote.subs.get(("a.b.c", "exact"), {})) == [sids[0]]
+
+
+def test_the_node_that_declares_a_death_sends_its_meta_events() -> None:
+    """A node dies with a subscriber and a callee: the node that declares it dead
+    sends on_unsubscribe / on_delete and on_unregister / on_delete for them."""
+    w = World(2, [0, 1, 0])
+    w.send(2, Subscribe(1, {"match": "prefix"}, "wamp.subscription"))
+    w.send(2, Subscribe(2, {"match": "prefix"}, "wamp.registration"))
+    w.send(1, Subscribe(3, {}, "a.b.c"))
+    w.send(1, Register(4, {}, "p.one"))
+    w.inbox[2].clear()
+    w.apply(0, w.routers[0].node_gone("n1", dead=True))
+    w.drain()
+    topics = [m.details.get("topic") for m in w.inbox[2] if isinstance(m, Event)]
+    assert topics == ["wamp.subscription.on_unsubscribe", "wamp.subscription.on_delete",
+                      "wamp.registration.on_unregister", "wamp.registration.on_delete"]

@@ -99,8 +99,10 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 return redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 """
-# KEYS[1] nodes zset; ARGV: key prefix, control channel. Removes the nodes past
-# their deadline with their pattern sets; announces each on the control channel.
+# KEYS[1] nodes zset; ARGV: key prefix, control channel, reaper. Removes the nodes
+# past their deadline with their pattern sets, notes them in <prefix>reaped (a node
+# that comes back after an outage learns it was declared dead) and announces each
+# on the control channel.
 _REAP = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -109,6 +111,7 @@ for _, node in ipairs(dead) do
   redis.call('ZREM', KEYS[1], node)
   redis.call('DEL', ARGV[1] .. 'pat:' .. node)
   redis.call('DEL', ARGV[1] .. 'dir:' .. node)
+  redis.call('HSET', ARGV[1] .. 'reaped', node, now)
   redis.call('PUBLISH', ARGV[2], cmsgpack.pack({'down', node, ARGV[3]}))
 end
 return dead
@@ -196,6 +199,20 @@ return 1
 """
 
 
+# A topic's retained event, unless Redis has a newer one (last writer wins by the
+# publishing node's clock: a node cut off from Redis stores its retained events when
+# it is back, and must not replace what others published meanwhile). KEYS: the
+# retained hash, its times (hash); ARGV: topic, time (ms), the event, channel.
+_RETAIN = """
+local cur = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+if tonumber(ARGV[2]) < cur then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('PUBLISH', ARGV[4], ARGV[3])
+return 1
+"""
+
+
 TAG = 16  # a node id: 16 hex characters, also the prefix of its envelopes
 _DELTAS = frozenset({"pat+", "pat-", "reg+", "reg-", "sess+", "sess-", "test", "sub+", "sub-"})
 
@@ -249,7 +266,9 @@ class RedisBackplane:
         self._loading: dict[str, list[list[Any]]] = {}
         self._served: set[str] = set()  # realms whose channels are subscribed
         # retained events published while Redis was unreachable: (realm, topic) -> it
-        self._unsent_retained: dict[tuple[str, str], Forward] = {}
+        self._unsent_retained: dict[tuple[str, str], tuple[Forward, int]] = {}
+        # this node's sessions' subscriber keys in its directory: (realm, session) -> keys
+        self._subs_of: dict[tuple[str, int], set[bytes]] = {}
 
     # -- channels --------------------------------------------------------------
     def _topic_channel(self, realm: str, topic: str) -> str:
@@ -356,13 +375,17 @@ class RedisBackplane:
         cmd = self.cmd
         cmd.command("EVAL", _BEAT, 1, self.k_nodes, self.node_id,
                     int(self.config.node_ttl * 1000)).addErrback(self._failed, "heartbeat")
+        reaped = f"{self.config.prefix}reaped"
+        cmd.command("HGET", reaped, self.node_id).addCallbacks(
+            self._was_reaped, self._failed, errbackArgs=("reaped",))
+        cmd.command("HDEL", reaped, self.node_id).addErrback(self._failed, "reaped")
         self._assert_patterns()
         d = cmd.command("ZRANGE", self.k_nodes, 0, -1)
         d.addCallback(self._load_patterns)
         unsent, self._unsent_retained = self._unsent_retained, {}
-        for effect in unsent.values():  # newer than Redis's copy: stored first
+        for effect, ms in unsent.values():  # before reloading Redis's: unless older
             try:
-                self._retain(cmd, effect.realm, effect.envelope)
+                self._retain(cmd, effect.realm, effect.envelope, ms)
             except Exception as exc:  # a payload msgpack cannot carry
                 log.warn("cluster backplane: cannot store a retained event: {exc}", exc=exc)
         for realm in realms:
@@ -410,6 +433,12 @@ class RedisBackplane:
                 self._load_records(realm, shared[realm]).addErrback(self._failed,
                                                                    "loading records")
 
+    def _was_reaped(self, when: bytes | None) -> None:
+        """Back after an outage longer than node_ttl: the others declared this node
+        dead meanwhile (they ended its sessions): fence, as after a long pause."""
+        if when is not None and self.sub is not None:
+            self._fenced()
+
     def _now_up(self) -> None:
         self._synced = True
         log.info("cluster backplane: connected to Redis at {host}:{port} node={node}",
@@ -422,8 +451,14 @@ class RedisBackplane:
         self.cmd.command("DEL", self.k_patterns)
         if self.patterns:
             self.cmd.command("SADD", self.k_patterns, *[_pack(list(k)) for k in self.patterns])
+        adverts = self.driver.advertisements()
         self.directory = {self._dir_key(a.realm, a.op, a.entry): _pack([a.realm, a.op, a.entry])
-                          for a in self.driver.advertisements()}
+                          for a in adverts}
+        self._subs_of = {}
+        for a in adverts:
+            if a.op == "sub+":
+                self._subs_of.setdefault((a.realm, a.entry["session"]), set()).add(
+                    self._dir_key(a.realm, a.op, a.entry))
         self.cmd.command("DEL", self.k_directory)
         flat: list[bytes] = []
         for key, value in self.directory.items():
@@ -556,6 +591,7 @@ class RedisBackplane:
         self.driver.fence()
         if self.cmd is not None and self.sub is not None:
             self._synced = False
+            self.cmd.command("HDEL", f"{self.config.prefix}reaped", self.node_id)
             self._sync()
 
     def _node_down(self, node: str, dead: bool = False) -> None:
@@ -578,7 +614,8 @@ class RedisBackplane:
         if cmd is None:
             self.counters["dropped"] += 1
             if effect.envelope.get("r"):  # kept here; Redis gets it when it is back
-                self._unsent_retained[(effect.realm, effect.envelope["t"])] = effect
+                self._unsent_retained[(effect.realm, effect.envelope["t"])] = (
+                    effect, self._ms())
             return
         env = effect.envelope
         realm = effect.realm
@@ -606,17 +643,20 @@ class RedisBackplane:
                         self._failed, "PUBLISH")
                     sent += 1
         if env.get("r"):
-            self._retain(cmd, realm, env)
+            self._retain(cmd, realm, env, self._ms())
             sent += 1
         self.counters["sent"] += sent
 
-    def _retain(self, cmd: RespProtocol, realm: str, env: dict[str, Any]) -> None:
-        """The topic's retained event, in Redis and on every node (not delivered)."""
+    def _retain(self, cmd: RespProtocol, realm: str, env: dict[str, Any], ms: int) -> None:
+        """The topic's retained event (published at ``ms``), in Redis and on every
+        node (not delivered), unless Redis has a newer one."""
         retained = self._tag + _pack(["retained", realm, env])
-        cmd.command("HSET", self._retained_key(realm), env["t"], retained).addErrback(
-            self._failed, "HSET")
-        cmd.command("PUBLISH", self._retained_channel(realm), retained).addErrback(
-            self._failed, "PUBLISH")
+        key = self._retained_key(realm)
+        cmd.command("EVAL", _RETAIN, 2, key, key + ":ts", env["t"], ms, retained,
+                    self._retained_channel(realm)).addErrback(self._failed, "retain")
+
+    def _ms(self) -> int:
+        return int(self.reactor.seconds() * 1000)
 
     def relay(self, effect: Relay) -> None:
         """A piece of a call for another node's inbox."""
@@ -645,8 +685,12 @@ class RedisBackplane:
         key = self._dir_key(realm, op, entry)
         remove = [key] if op in ("reg-", "sess-", "sub-") or (op == "test"
                                                       and not entry.get("testaments")) else []
-        if op == "sess-":
+        if op == "sess-":  # its subscribers go with it (one HDEL, one message)
             remove.append(self._dir_key(realm, "test", entry))
+            remove.extend(self._subs_of.pop((realm, entry["session"]), ()))
+        elif op in ("sub+", "sub-"):
+            keys = self._subs_of.setdefault((realm, entry["session"]), set())
+            (keys.add if op == "sub+" else keys.discard)(key)
         value = b""
         if not remove:
             value = _pack([realm, op, entry])

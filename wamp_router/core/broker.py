@@ -177,12 +177,13 @@ class Broker:
         effects.extend(self._remove(session, sub))
         return effects
 
-    def _remove(self, session: Session, sub: Subscription) -> list[Effect]:
+    def _remove(self, session: Session, sub: Subscription,
+                announce: bool = True) -> list[Effect]:
         sub.subscribers.pop(session.conn, None)
         if session.subscriptions:
             session.subscriptions.discard(sub.id)  # type: ignore[union-attr]
         effects = self._emit("wamp.subscription.on_unsubscribe", [session.session_id, sub.id])
-        if self.cluster is not None:
+        if self.cluster is not None and announce:  # (a leaving session: its "sess-" says it)
             effects.append(Advertise(self.cluster, "sub-", self.entry(session, sub)))
         if not sub.subscribers:
             self._subs.remove(sub.topic, sub.match)
@@ -205,7 +206,7 @@ class Broker:
         for sub_id in sorted(session.subscriptions):
             sub = self._by_id.get(sub_id)
             if sub is not None:
-                effects.extend(self._remove(session, sub))
+                effects.extend(self._remove(session, sub, announce=False))
         session.subscriptions = NONE
         return effects
 

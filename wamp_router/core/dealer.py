@@ -65,6 +65,7 @@ class Callee:
     concurrency: int = 0  # 0 = unlimited
     forward_timeout: bool = False
     inflight: int = 0
+    created: float = 0.0  # when it registered (on its own node, for a remote callee)
 
 
 @dataclass(slots=True, eq=False)
@@ -117,7 +118,8 @@ class Dealer:
         concurrency = options.get("concurrency", 0)
         if type(concurrency) is not int or concurrency < 0:
             raise WampError(INVALID_ARGUMENT, "option 'concurrency' must be an integer >= 0")
-        callee = Callee(session, concurrency, options.get("forward_timeout") is True)
+        callee = Callee(session, concurrency, options.get("forward_timeout") is True,
+                        created=now)
         reg = self._map.get(msg.procedure, match)
         effects: list[Effect] = []
         if reg is None:
@@ -168,7 +170,8 @@ class Dealer:
 
     # -- callees on other nodes of a cluster ---------------------------------
     def register_proxy(self, proxy: Session, procedure: str, match: str, invoke: str,
-                       concurrency: int, now: float, forward_timeout: bool = False) -> bool:
+                       concurrency: int, now: float, forward_timeout: bool = False,
+                       created: float = 0.0) -> bool:
         """A callee on another node (``proxy`` stands for it): it takes part in
         this node's callee choice. No REGISTERED and no meta events (its own node
         sends those). False when it conflicts with what is registered here."""
@@ -181,18 +184,22 @@ class Dealer:
             return False
         if any(c.session is proxy for c in reg.callees):
             return True
-        reg.callees.append(Callee(proxy, concurrency, forward_timeout))
+        reg.callees.append(Callee(proxy, concurrency, forward_timeout, created=created or now))
+        reg.created = min(reg.created, created or now)  # the cluster's first callee's time
         proxy.add_registration(reg.id)
         return True
 
     def revoke(self, session: Session, reg: Registration, reason: str) -> list[Effect]:
         """Take ``reg`` away from its callee ``session`` (registration revocation:
-        UNREGISTERED with request 0, for callees that announced the feature)."""
+        UNREGISTERED with request 0, for callees that announced the feature). The
+        registration itself lives on (another node's callee takes it): no on_delete."""
         effects: list[Effect] = []
         if "registration_revocation" in session.callee_features:
             effects.append(Send(session.conn, Unregistered(0, {"registration": reg.id,
                                                                "reason": reason})))
-        effects.extend(self._detach(session, reg))
+        effects.extend(self._emit("wamp.registration.on_unregister",
+                                  [session.session_id, reg.id]))
+        effects.extend(self._detach(session, reg, quiet=True))
         return effects
 
     def unregister_proxy(self, proxy: Session, procedure: str, match: str) -> None:

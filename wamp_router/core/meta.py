@@ -262,19 +262,20 @@ class Meta:
         sub_id = _arg(args, 0, int, "subscription")
         sub = self.realm.broker.subscription(sub_id)
         key = (sub.topic, sub.match) if sub is not None else None
-        if key is None:
-            key = next((k for k in self._remote_subs() if RemoteRpc.sub_id(k) == sub_id), None)
+        if key is None and self.realm.remote is not None:
+            key = self.realm.remote.sub_keys.get(sub_id)
         if sub is None and key is None:
             raise WampError(NO_SUCH_SUBSCRIPTION, f"no subscription {args[0]}")
         return sub, key if key in self._remote_subs() else None
 
     def subscription_get(self, caller: Session, args: list[Any], kw: dict[str, Any]) -> Outcome:
         sub, key = self._subscription(args)
-        if sub is not None:
-            return [self.realm.broker.details(sub)], []
+        created = [c for _, c in self._remote_subs()[key].values()] if key is not None else []
+        if sub is not None:  # (created: the cluster's first subscriber's time)
+            return [{**self.realm.broker.details(sub),
+                     "created": iso(min([sub.created, *created]))}], []
         assert key is not None
-        created = min(c for _, c in self._remote_subs()[key].values())
-        return [{"id": RemoteRpc.sub_id(key), "created": iso(created), "uri": key[0],
+        return [{"id": RemoteRpc.sub_id(key), "created": iso(min(created)), "uri": key[0],
                  "match": key[1]}], []
 
     def _subscribers(self, args: list[Any]) -> list[int]:

@@ -368,7 +368,7 @@ class Realm:
             callee = next(c for c in reg.callees if c.session is session)
             effects.append(self.remote.advertise("reg+", self.remote.entry(
                 session, reg.procedure, reg.match, reg.invoke, callee.concurrency,
-                callee.forward_timeout, reg.created)))
+                callee.forward_timeout, callee.created)))
         return effects
 
     def _unregister(self, session: Session, msg: Unregister, now: float) -> list[Effect]:

@@ -68,6 +68,7 @@ class RemoteRpc:
         self.subs: dict[tuple[str, str], dict[int, tuple[str, float]]] = {}
         self.sub_map: UriMap[tuple[str, str]] = UriMap()  # the same keys, for matching
         self._subs_of: dict[int, set[tuple[str, str]]] = {}  # session id -> its keys
+        self.sub_keys: dict[int, tuple[str, str]] = {}  # subscription id -> (topic, match)
         self._forwards: dict[tuple[str, int, int], int] = {}  # (node, proxy conn, inv) -> fwd
         self._origin: dict[tuple[int, int], tuple[str, int, int]] = {}  # (link, fwd) -> key
 
@@ -98,7 +99,10 @@ class RemoteRpc:
         sid = entry["session"]
         if op == "sess+":
             old = self.sessions.get(sid)
-            self.sessions[sid] = (node, entry, old[2] if old is not None else None)
+            if old is not None and old[0] != node and old[0] < node:
+                return []  # two nodes drew this id: the smaller node id keeps it (below)
+            self.sessions[sid] = (node, entry, old[2] if old is not None and old[0] == node
+                                  else None)
             local = self.realm.sessions.get(sid)
             if local is not None and self._own_node() > node:
                 # both nodes drew this id within the moment a join takes to reach
@@ -108,12 +112,15 @@ class RemoteRpc:
                                        "the cluster gave the same session id at the same "
                                        "moment; join again")
         elif op == "sess-":
+            known = self.sessions.get(sid)
+            if known is not None and known[0] != node:
+                return []  # the other node's session with this id (a collision's loser left)
             self.sessions.pop(sid, None)
             for key in list(self._subs_of.get(sid, ())):
-                self._unsubscribed(sid, key)
+                self._unsubscribed(sid, key, node)
         elif op == "test":
             known = self.sessions.get(sid)
-            if known is not None:
+            if known is not None and known[0] == node:
                 self.sessions[sid] = (known[0], known[1], entry.get("testaments"))
         return []
 
@@ -121,20 +128,30 @@ class RemoteRpc:
         """A session of another node subscribed ("sub+") or unsubscribed ("sub-")."""
         sid, key = entry["session"], (entry["topic"], entry["match"])
         if op == "sub-":
-            self._unsubscribed(sid, key)
+            self._unsubscribed(sid, key, node)
             return
         subscribers = self.subs.get(key)
         if subscribers is None:
             subscribers = self.subs[key] = {}
             self.sub_map.set(key[0], key[1], key)
+            self.sub_keys[self.sub_id(key)] = key
+        old = subscribers.get(sid)
+        if old is not None and old[0] != node and old[0] < node:
+            return  # (a session id two nodes drew: the smaller node id keeps it)
         subscribers[sid] = (node, float(entry.get("created", 0.0)))
         self._subs_of.setdefault(sid, set()).add(key)
 
-    def _unsubscribed(self, sid: int, key: tuple[str, str]) -> None:
+    def _unsubscribed(self, sid: int, key: tuple[str, str], node: str | None = None) -> None:
         subscribers = self.subs.get(key)
-        if subscribers is not None and subscribers.pop(sid, None) is not None and not subscribers:
+        if subscribers is None or sid not in subscribers:
+            return
+        if node is not None and subscribers[sid][0] != node:
+            return  # another node's session with the same id
+        del subscribers[sid]
+        if not subscribers:
             del self.subs[key]
             self.sub_map.remove(key[0], key[1])
+            self.sub_keys.pop(self.sub_id(key), None)
         keys = self._subs_of.get(sid)
         if keys is not None:
             keys.discard(key)
@@ -174,7 +191,8 @@ class RemoteRpc:
         proxy = self.proxies[conn].session
         ok = self.dealer.register_proxy(proxy, entry["proc"], entry["match"], entry["invoke"],
                                         int(entry.get("conc", 0)), now,
-                                        entry.get("ft") is True)
+                                        entry.get("ft") is True,
+                                        float(entry.get("created", 0.0)))
         if not ok:
             self._rejected[(node, entry["sid"], entry["proc"], entry["match"])] = entry
             self._maybe_drop(conn)
@@ -191,9 +209,23 @@ class RemoteRpc:
         if reg is None:
             return []
         local = [c.session for c in reg.callees if c.session.conn > 0]
-        if not local or (reg.created, self._own_node()) <= (float(entry.get("created", 0.0)),
-                                                             node):
-            return []  # this node's registration stays (the other node revokes its own)
+        if not local:
+            return []
+        # every node decides alike: the first callee of the cluster (created, then the
+        # smaller node id) wins; the callees whose policy agrees with it stay
+        own = self._own_node()
+        known: list[tuple[float, str, int, str]] = []
+        for c in reg.callees:
+            proxy = self.proxies.get(c.session.conn)
+            owner = own if c.session.conn > 0 else proxy.node if proxy is not None else node
+            known.append((c.created, owner, c.session.session_id, reg.invoke))
+        for (owner, sid, proc, match), other in self._rejected.items():
+            if proc == reg.procedure and match == reg.match:
+                known.append((float(other.get("created", 0.0)), owner, sid,
+                              other.get("invoke", "single")))
+        first = min(known)
+        if first[1] == own or (first[3] == reg.invoke != "single"):
+            return []  # this node's callees stay (the others revoke theirs)
         effects: list[Effect] = []
         for session in local:
             effects.append(self.advertise("reg-", self.entry(session, reg.procedure, reg.match,
@@ -248,12 +280,8 @@ class RemoteRpc:
             del self.sessions[sid]
             if dead:
                 effects.extend(self.realm.orphan_left(info, testaments))
-        for sub_key, subscribers in list(self.subs.items()):
-            for sid in [s for s, (owner, _) in subscribers.items() if owner == node]:
-                self._unsubscribed(sid, sub_key)
-        for conn in [c for c, p in self.proxies.items() if p.node == node]:
-            self._sent = {k for k in self._sent if k[0] != conn}
-            effects.extend(self._drop_proxy(conn, NODE_LOST))
+        effects.extend(self._forget_subscribers(node, dead))
+        effects.extend(self._drop_callees(node, dead))
         self._rejected = {k: v for k, v in self._rejected.items() if k[0] != node}
         link = self.links.pop(node, None)
         if link is not None:
@@ -263,6 +291,42 @@ class RemoteRpc:
                 fwd = self._forwards.pop(key)
                 self._origin.pop((link.conn, fwd), None)
         return [e for e in effects if not isinstance(e, Relay) or e.node != node]
+
+    def _forget_subscribers(self, node: str, dead: bool) -> list[Effect]:
+        """The subscribers of a node that left; when this node declared it dead, the
+        meta events the dead node cannot send."""
+        effects: list[Effect] = []
+        emit = self.realm.emit
+        for sub_key, subscribers in list(self.subs.items()):
+            gone = [s for s, (owner, _) in subscribers.items() if owner == node]
+            for sid in gone:
+                self._unsubscribed(sid, sub_key, node)
+                if dead:
+                    effects.extend(emit("wamp.subscription.on_unsubscribe",
+                                        [sid, self.sub_id(sub_key)]))
+            if (dead and gone and sub_key not in self.subs
+                    and self.realm.broker.lookup(*sub_key) is None):
+                effects.extend(emit("wamp.subscription.on_delete",
+                                    [gone[-1], self.sub_id(sub_key)]))
+        return effects
+
+    def _drop_callees(self, node: str, dead: bool) -> list[Effect]:
+        """The callees of a node that left (their calls in flight fail); when this
+        node declared it dead, the meta events the dead node cannot send."""
+        effects: list[Effect] = []
+        for conn in [c for c, p in self.proxies.items() if p.node == node]:
+            self._sent = {k for k in self._sent if k[0] != conn}
+            session = self.proxies[conn].session
+            regs = [r for r in map(self.dealer.registration, sorted(session.registrations))
+                    if r] if dead else []
+            effects.extend(self._drop_proxy(conn, NODE_LOST))
+            for reg in regs:
+                effects.extend(self.realm.emit("wamp.registration.on_unregister",
+                                               [session.session_id, reg.id]))
+                if self.dealer.registration(reg.id) is None:
+                    effects.extend(self.realm.emit("wamp.registration.on_delete",
+                                                   [session.session_id, reg.id]))
+        return effects
 
     def _link(self, node: str) -> Session:
         link = self.links.get(node)

@@ -363,7 +363,7 @@ class Router:
                     if c.session.conn > 0:
                         out.append(remote.advertise("reg+", remote.entry(
                             c.session, reg.procedure, reg.match, reg.invoke, c.concurrency,
-                            c.forward_timeout, reg.created)))
+                            c.forward_timeout, c.created)))
             for s in realm.sessions.values():
                 out.append(remote.advertise("sess+", session_info(s)))
                 if s.testaments:
