@@ -266,7 +266,9 @@ def test_a_redis_restart_stops_writes_not_reads_then_writes_go_on() -> None:
                 assert "Redis" in info.value.args[0]
                 got = await wa.call("sync.get", uri)  # reads go on from the node's copy
                 assert got["v"] == 1 and got["value"] == {"n": 1}
-                redis.start()  # the append-only file brings the records back
+                await asyncio.sleep(2.0)  # longer than node_ttl: every deadline passes
+                redis.start()  # the append-only file brings the records back (and the
+                # nodes' old deadlines: nobody is declared dead for it, nobody fences)
                 deadline = time.monotonic() + 15
                 while not (health(a)["backplane"]["up"] and health(b)["backplane"]["up"]):
                     assert time.monotonic() < deadline, "the nodes did not reconnect"
@@ -276,6 +278,8 @@ def test_a_redis_restart_stops_writes_not_reads_then_writes_go_on() -> None:
                 await rb.wait_for(2)
                 assert rb.value == {"n": 2} and rb.epoch == epoch
                 assert [v for kind, v in rb.log if kind == "patch"] == [1, 2]
+                assert wa.is_attached() and wb.is_attached()
+                assert "declared this node dead" not in a.output() + b.output()
             finally:
                 await close(wa, wb)
 

@@ -265,6 +265,7 @@ class RedisBackplane:
         # nodes whose directory is being (re)loaded: their deltas wait for the snapshot
         self._loading: dict[str, list[list[Any]]] = {}
         self._served: set[str] = set()  # realms whose channels are subscribed
+        self._synced_at = 0.0  # when this node last (re)joined
         # retained events published while Redis was unreachable: (realm, topic) -> it
         self._unsent_retained: dict[tuple[str, str], tuple[Forward, int]] = {}
         # this node's sessions' subscriber keys in its directory: (realm, session) -> keys
@@ -441,6 +442,7 @@ class RedisBackplane:
 
     def _now_up(self) -> None:
         self._synced = True
+        self._synced_at = self.reactor.seconds()
         log.info("cluster backplane: connected to Redis at {host}:{port} node={node}",
                  host=self.config.host, port=self.config.port, node=self.node_id)
 
@@ -565,9 +567,12 @@ class RedisBackplane:
         cmd.command("EVAL", _BEAT, 1, self.k_nodes, self.node_id,
                     int(self.config.node_ttl * 1000)).addCallbacks(
             beat, self._failed, errbackArgs=("heartbeat",))
-        cmd.command("EVAL", _REAP, 1, self.k_nodes, self.config.prefix, self.ch_ctl,
-                    self.node_id).addCallbacks(
-            self._reaped, self._failed, errbackArgs=("reaper",))
+        if self.reactor.seconds() - self._synced_at >= self.config.node_ttl:
+            # (not right after joining: after a Redis restart every node's deadline
+            # has passed; the others need a heartbeat's time to renew theirs)
+            cmd.command("EVAL", _REAP, 1, self.k_nodes, self.config.prefix, self.ch_ctl,
+                        self.node_id).addCallbacks(
+                self._reaped, self._failed, errbackArgs=("reaper",))
         cmd.command("ZCARD", self.k_nodes).addCallbacks(self._count, self._failed,
                                                        errbackArgs=("ZCARD",))
 
