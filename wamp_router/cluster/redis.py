@@ -99,19 +99,30 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 return redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 """
-# KEYS[1] nodes zset; ARGV: key prefix, control channel, reaper. Removes the nodes
-# past their deadline with their pattern sets, notes them in <prefix>reaped (a node
-# that comes back after an outage learns it was declared dead) and announces each
-# on the control channel.
+# KEYS[1] nodes zset; ARGV: key prefix, control channel, reaper, node_ttl ms. Removes
+# the nodes past their deadline with their pattern sets, marks each in
+# <prefix>reaped:<node> (a node that comes back after an outage learns it was
+# declared dead; the mark expires after a day) and announces each on the control
+# channel. When no reaper ran for node_ttl (Redis was down or restarted: every
+# deadline is old), it gives every node a fresh deadline instead of reaping.
 _REAP = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[4])
+local armed = redis.call('EXISTS', ARGV[1] .. 'reaper')
+redis.call('SET', ARGV[1] .. 'reaper', ARGV[3], 'PX', ttl)
+if armed == 0 then
+  for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now + ttl)) do
+    redis.call('ZADD', KEYS[1], now + ttl, node)
+  end
+  return {}
+end
 local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 100)
 for _, node in ipairs(dead) do
   redis.call('ZREM', KEYS[1], node)
   redis.call('DEL', ARGV[1] .. 'pat:' .. node)
   redis.call('DEL', ARGV[1] .. 'dir:' .. node)
-  redis.call('HSET', ARGV[1] .. 'reaped', node, now)
+  redis.call('SET', ARGV[1] .. 'reaped:' .. node, now, 'PX', 86400000)
   redis.call('PUBLISH', ARGV[2], cmsgpack.pack({'down', node, ARGV[3]}))
 end
 return dead
@@ -199,15 +210,18 @@ return 1
 """
 
 
-# A topic's retained event, unless Redis has a newer one (last writer wins by the
-# publishing node's clock: a node cut off from Redis stores its retained events when
-# it is back, and must not replace what others published meanwhile). KEYS: the
-# retained hash, its times (hash); ARGV: topic, time (ms), the event, channel.
+# A topic's retained event. Online, it is the newest (stamped with Redis's clock);
+# one a node kept while cut off from Redis carries that node's clock, converted to
+# Redis's, and loses to a newer one stored meanwhile. KEYS: the retained hash, its
+# times (hash); ARGV: topic, time (ms; 0: now), the event, channel.
 _RETAIN = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local cur = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
-if tonumber(ARGV[2]) < cur then return 0 end
+local ts = tonumber(ARGV[2])
+if ts == 0 then ts = math.max(now, cur) elseif ts < cur then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[1], ts)
 redis.call('PUBLISH', ARGV[4], ARGV[3])
 return 1
 """
@@ -243,6 +257,7 @@ class RedisBackplane:
         self.k_nodes = f"{p}nodes"
         self.k_patterns = f"{p}pat:{self.node_id}"
         self.k_directory = f"{p}dir:{self.node_id}"
+        self.k_reaped = f"{p}reaped:{self.node_id}"  # set by the node that reaped this one
         # what this node advertised (its callees, sessions, testaments): key -> entry
         self.directory: dict[bytes, bytes] = {}
         self.known: set[str] = set()  # other nodes whose callees this node routes to
@@ -265,11 +280,11 @@ class RedisBackplane:
         # nodes whose directory is being (re)loaded: their deltas wait for the snapshot
         self._loading: dict[str, list[list[Any]]] = {}
         self._served: set[str] = set()  # realms whose channels are subscribed
-        self._synced_at = 0.0  # when this node last (re)joined
         # retained events published while Redis was unreachable: (realm, topic) -> it
         self._unsent_retained: dict[tuple[str, str], tuple[Forward, int]] = {}
         # this node's sessions' subscriber keys in its directory: (realm, session) -> keys
         self._subs_of: dict[tuple[str, int], set[bytes]] = {}
+        self._clock_offset = 0  # Redis's clock minus this node's, in ms
 
     # -- channels --------------------------------------------------------------
     def _topic_channel(self, realm: str, topic: str) -> str:
@@ -376,10 +391,18 @@ class RedisBackplane:
         cmd = self.cmd
         cmd.command("EVAL", _BEAT, 1, self.k_nodes, self.node_id,
                     int(self.config.node_ttl * 1000)).addErrback(self._failed, "heartbeat")
-        reaped = f"{self.config.prefix}reaped"
-        cmd.command("HGET", reaped, self.node_id).addCallbacks(
-            self._was_reaped, self._failed, errbackArgs=("reaped",))
-        cmd.command("HDEL", reaped, self.node_id).addErrback(self._failed, "reaped")
+        # declared dead while cut off? then end its sessions before announcing them
+        cmd.command("GET", self.k_reaped).addCallbacks(
+            self._sync_rest, self._sync_failed, callbackArgs=(cmd, realms, shared),
+            errbackArgs=(cmd,))
+
+    def _sync_rest(self, reaped: bytes | None, cmd: RespProtocol, realms: list[str],
+                   shared: dict[str, list[str]]) -> None:
+        if cmd is not self.cmd or not cmd.open or self.sub is None:
+            return  # the connection went meanwhile: the next one syncs
+        if reaped is not None:
+            self._fence_here()
+            cmd.command("DEL", self.k_reaped).addErrback(self._failed, "reaped")
         self._assert_patterns()
         d = cmd.command("ZRANGE", self.k_nodes, 0, -1)
         d.addCallback(self._load_patterns)
@@ -434,15 +457,8 @@ class RedisBackplane:
                 self._load_records(realm, shared[realm]).addErrback(self._failed,
                                                                    "loading records")
 
-    def _was_reaped(self, when: bytes | None) -> None:
-        """Back after an outage longer than node_ttl: the others declared this node
-        dead meanwhile (they ended its sessions): fence, as after a long pause."""
-        if when is not None and self.sub is not None:
-            self._fenced()
-
     def _now_up(self) -> None:
         self._synced = True
-        self._synced_at = self.reactor.seconds()
         log.info("cluster backplane: connected to Redis at {host}:{port} node={node}",
                  host=self.config.host, port=self.config.port, node=self.node_id)
 
@@ -567,14 +583,18 @@ class RedisBackplane:
         cmd.command("EVAL", _BEAT, 1, self.k_nodes, self.node_id,
                     int(self.config.node_ttl * 1000)).addCallbacks(
             beat, self._failed, errbackArgs=("heartbeat",))
-        if self.reactor.seconds() - self._synced_at >= self.config.node_ttl:
-            # (not right after joining: after a Redis restart every node's deadline
-            # has passed; the others need a heartbeat's time to renew theirs)
-            cmd.command("EVAL", _REAP, 1, self.k_nodes, self.config.prefix, self.ch_ctl,
-                        self.node_id).addCallbacks(
-                self._reaped, self._failed, errbackArgs=("reaper",))
+        cmd.command("EVAL", _REAP, 1, self.k_nodes, self.config.prefix, self.ch_ctl,
+                    self.node_id, int(self.config.node_ttl * 1000)).addCallbacks(
+            self._reaped, self._failed, errbackArgs=("reaper",))
+        cmd.command("TIME").addCallbacks(self._redis_time, self._failed, callbackArgs=(
+            self.reactor.seconds(),), errbackArgs=("TIME",))
         cmd.command("ZCARD", self.k_nodes).addCallbacks(self._count, self._failed,
                                                        errbackArgs=("ZCARD",))
+
+    def _redis_time(self, reply: list[bytes], asked: float) -> None:
+        redis_ms = int(reply[0]) * 1000 + int(reply[1]) // 1000
+        local_ms = (asked + self.reactor.seconds()) * 500  # the middle of the round trip
+        self._clock_offset = int(redis_ms - local_ms)
 
     def _count(self, n: int) -> None:
         self.nodes = n
@@ -589,15 +609,18 @@ class RedisBackplane:
     def _fenced(self) -> None:
         """The cluster declared this node dead while it was alive: the others ended
         its sessions; end them here too and join again as if reconnected."""
+        self._fence_here()
+        if self.cmd is not None and self.sub is not None:
+            self._synced = False
+            self.cmd.command("DEL", self.k_reaped)
+            self._sync()
+
+    def _fence_here(self) -> None:
         log.warn("cluster backplane: the cluster declared this node dead (it was silent "
                  "for more than node_ttl); closing its sessions and joining again")
         self.known.clear()
         self._loading.clear()
         self.driver.fence()
-        if self.cmd is not None and self.sub is not None:
-            self._synced = False
-            self.cmd.command("HDEL", f"{self.config.prefix}reaped", self.node_id)
-            self._sync()
 
     def _node_down(self, node: str, dead: bool = False) -> None:
         self._forget(node)
@@ -648,7 +671,7 @@ class RedisBackplane:
                         self._failed, "PUBLISH")
                     sent += 1
         if env.get("r"):
-            self._retain(cmd, realm, env, self._ms())
+            self._retain(cmd, realm, env, 0)
             sent += 1
         self.counters["sent"] += sent
 
@@ -661,7 +684,8 @@ class RedisBackplane:
                     self._retained_channel(realm)).addErrback(self._failed, "retain")
 
     def _ms(self) -> int:
-        return int(self.reactor.seconds() * 1000)
+        """Now, on Redis's clock as far as this node knows it (see _heartbeat)."""
+        return int(self.reactor.seconds() * 1000) + self._clock_offset
 
     def relay(self, effect: Relay) -> None:
         """A piece of a call for another node's inbox."""

@@ -112,12 +112,12 @@ class RemoteRpc:
                                        "the cluster gave the same session id at the same "
                                        "moment; join again")
         elif op == "sess-":
+            for key in list(self._subs_of.get(sid, ())):
+                self._unsubscribed(sid, key, node)  # (only that node's, see below)
             known = self.sessions.get(sid)
             if known is not None and known[0] != node:
                 return []  # the other node's session with this id (a collision's loser left)
             self.sessions.pop(sid, None)
-            for key in list(self._subs_of.get(sid, ())):
-                self._unsubscribed(sid, key, node)
         elif op == "test":
             known = self.sessions.get(sid)
             if known is not None and known[0] == node:
