@@ -83,8 +83,10 @@ def run(coro: Any) -> Any:
     return asyncio.run(asyncio.wait_for(coro, 60))
 
 
-def start_node(stack: ExitStack, redis: RedisServer) -> RouterProcess:
-    rp = stack.enter_context(run_router(CONFIG % redis.port, expect_listeners=3))
+def start_node(stack: ExitStack, redis: RedisServer, config: str = CONFIG,
+               listeners: int = 3) -> RouterProcess:
+    """A node of ``config`` (its ``%d``: Redis's port), joined to the cluster."""
+    rp = stack.enter_context(run_router(config % redis.port, expect_listeners=listeners))
     rp.wait_for_line("cluster backplane: connected", timeout=15)
     return rp
 

@@ -21,8 +21,9 @@ from autobahn.wamp.exception import ApplicationError
 
 from .clients import close, join
 from .redis_server import RedisServer, redis_server
-from .router_process import RouterProcess, run_router
-from .test_cluster import health
+from .router_process import RouterProcess
+from .test_cluster import health, run
+from .test_cluster import start_node as cluster_node
 from .test_datasync import ECHO, Replica, observe
 from .test_operations import scrape
 
@@ -61,14 +62,8 @@ heartbeat = 0.3
 """
 
 
-def run(coro: Any) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, 90))
-
-
 def start_node(stack: ExitStack, redis: RedisServer) -> RouterProcess:
-    rp = stack.enter_context(run_router(CONFIG % redis.port, expect_listeners=2))
-    rp.wait_for_line("cluster backplane: connected", timeout=15)
-    return rp
+    return cluster_node(stack, redis, CONFIG, listeners=2)  # websocket + metrics
 
 
 @pytest.fixture(scope="module")

@@ -51,7 +51,6 @@ from .resp import RedisConnectionLost, RedisError, RespFactory, RespProtocol
 
 log = Logger(namespace="wamp_router")
 
-Deliver = Callable[[str, dict[str, Any], str], None]  # (realm, envelope, kind)
 
 
 class ClusterDriver(Protocol):
@@ -413,9 +412,7 @@ class RedisBackplane:
             except Exception as exc:  # a payload msgpack cannot carry
                 log.warn("cluster backplane: cannot store a retained event: {exc}", exc=exc)
         for realm in realms:
-            cmd.command("HGETALL", self._retained_key(realm)).addCallbacks(
-                self._load_retained, self._failed, callbackArgs=(realm,),
-                errbackArgs=("retained",))
+            self._reload_retained(cmd, realm)
         if shared:
             from twisted.internet.defer import gatherResults
 
@@ -450,12 +447,14 @@ class RedisBackplane:
         channels += [self._sync_channel(r) for r in new if r in shared]
         self.sub.send("SUBSCRIBE", *channels)
         for realm in new:
-            self.cmd.command("HGETALL", self._retained_key(realm)).addCallbacks(
-                self._load_retained, self._failed, callbackArgs=(realm,),
-                errbackArgs=("retained",))
+            self._reload_retained(self.cmd, realm)
             if realm in shared:
-                self._load_records(realm, shared[realm]).addErrback(self._failed,
-                                                                   "loading records")
+                self._reload_records(realm)
+
+    def _reload_retained(self, cmd: RespProtocol, realm: str) -> None:
+        cmd.command("HGETALL", self._retained_key(realm)).addCallbacks(
+            self._load_retained, self._failed, callbackArgs=(realm,),
+            errbackArgs=("retained",))
 
     def _now_up(self) -> None:
         self._synced = True

@@ -124,6 +124,10 @@ class Rec:
     def exists(self) -> bool:
         return self.v > 0 and not self.deleted
 
+    def reset_head(self) -> None:
+        """The head is the committed state again (nothing of ours on its way)."""
+        self.hv, self.hvalue, self.hdeleted, self.htok = self.v, self.value, self.deleted, self.tok
+
 
 @dataclass(slots=True)
 class Body:
@@ -634,7 +638,7 @@ class SyncEngine:
             if why is not None:
                 if id(rec) not in reverted:
                     reverted.add(id(rec))
-                    rec.hv, rec.hvalue, rec.hdeleted = rec.v, rec.value, rec.deleted
+                    rec.reset_head()
                     rec.pending.clear()
                     rec.domain.records = None
                 effects.extend(q.w.fail(self._error(
@@ -652,7 +656,7 @@ class SyncEngine:
         if rec.pending and rec.pending[0] is patch:
             rec.pending.pop(0)
         if not rec.pending:  # (a shared record's head may have been reset meanwhile)
-            rec.hv, rec.hvalue, rec.hdeleted, rec.htok = rec.v, rec.value, rec.deleted, rec.tok
+            rec.reset_head()
         publication = global_id(self._rng)  # the event's id, also in PUBLISHED
         effects = self._fan_out(rec.uri, [], self._event(patch, rec.domain), q.w.skip,
                                 q.w.identity, publication)
@@ -715,8 +719,7 @@ class SyncEngine:
             if status == "ok" and q.write.patch.v == rec.v + 1 and q.prev == rec.tok:
                 store = rec.domain.store
                 assert isinstance(store, ReplicaStore)
-                store.commit([q.write])
-                store.tok[rec.uri] = q.tok
+                store.add(q.write, q.tok)
                 self.counters["commits"] += 1
                 effects.extend(self._committed(q))
                 continue
@@ -731,7 +734,7 @@ class SyncEngine:
         rec, status = q.rec, result[0]
         if flight.waiting is None:  # the head was built on versions Redis does not have
             flight.waiting = []
-            rec.hv, rec.hvalue, rec.hdeleted, rec.htok = rec.v, rec.value, rec.deleted, rec.tok
+            rec.reset_head()
             rec.pending.clear()
             rec.domain.records = None
             # writes queued on that head and not sent yet cannot succeed: they wait too
@@ -993,9 +996,8 @@ class SyncEngine:
             value, deleted = patch.value, False
         store = rec.domain.store
         assert isinstance(store, ReplicaStore)
-        store.commit([Write(RecordRow(rec.uri, patch.v, value, deleted, patch.ts, patch.by),
-                            patch, b"", p.get("k", 0), p.get("m") or None, p.get("c", 0))])
-        store.tok[rec.uri] = p["t"]
+        store.add(Write(RecordRow(rec.uri, patch.v, value, deleted, patch.ts, patch.by),
+                        patch, b"", p.get("k", 0), p.get("m") or None, p.get("c", 0)), p["t"])
         if rec.v == 0:
             rec.domain.records = None
         self._take(rec, patch.v, value, deleted, p["t"])
@@ -1007,7 +1009,7 @@ class SyncEngine:
     def _take(self, rec: Rec, v: int, value: Any, deleted: bool, tok: str) -> None:
         rec.v, rec.value, rec.deleted, rec.tok = v, value, deleted, tok
         if not rec.pending:  # no own version on its way: the head is the new state
-            rec.hv, rec.hvalue, rec.hdeleted, rec.htok = v, value, deleted, tok
+            rec.reset_head()
 
     def _reconcile(self, rec: Rec, state: dict[str, Any] | None,
                    patches: list[dict[str, Any]],

@@ -183,6 +183,11 @@ class ReplicaStore(MemoryStore):
         self.ready = False  # loaded from Redis at least once
         self.tok: dict[str, str] = {}
 
+    def add(self, write: Write, tok: str) -> None:
+        """A version Redis committed (``tok``: its token)."""
+        self.commit([write])
+        self.tok[write.row.uri] = tok
+
     def replace(self, row: RecordRow, tok: str, patches: builtins.list[PatchRow],
                 checkpoints: builtins.list[tuple[int, Any, bool]]) -> None:
         """Take Redis's copy of one record (after a gap this node cannot fill
