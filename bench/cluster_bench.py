@@ -36,7 +36,6 @@ import os
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,6 +45,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from report import median, spread
 from routers import OURS_TOML, OursRouter, RouterStartError, free_ports
 from runner import run_case
 
@@ -406,17 +406,8 @@ def profile_summary(raw: Path, what: str, top: int = 25) -> str:
 # --------------------------------------------------------------------------- summary
 
 
-def _med(xs: list[Any]) -> float | None:
-    xs = [x for x in xs if x is not None]
-    return statistics.median(xs) if xs else None
 
 
-def _spread(xs: list[Any]) -> str:
-    xs = [x for x in xs if x]
-    if len(xs) < 2:
-        return "-"
-    m = statistics.median(xs)
-    return f"{(max(xs) - min(xs)) / m * 100:.0f}%"
 
 
 def summarize(path: Path) -> str:
@@ -442,22 +433,22 @@ def summarize(path: Path) -> str:
                     )
                 continue
             lk = "delivery_latency" if rs[0]["workload"] == "fanout" else "latency"
-            tp = _med([r["throughput"] for r in rs]) or 0.0
+            tp = median([r["throughput"] for r in rs]) or 0.0
             if v == "plain":
                 base[case] = tp
             ratio = f"{tp / base[case]:.2f}" if base.get(case) else "-"
-            p50 = _med([r[lk]["p50_ms"] for r in rs])
-            p99 = _med([r[lk]["p99_ms"] for r in rs])
-            rcpu = _med([r["router"]["cpu"] for r in rs])
+            p50 = median([r[lk]["p50_ms"] for r in rs])
+            p99 = median([r[lk]["p99_ms"] for r in rs])
+            rcpu = median([r["router"]["cpu"] for r in rs])
             nodes = sorted(k for k in rs[0].get("aux_cpu", {}) if k.startswith("node"))
-            per = " / ".join(f"{_med([r['aux_cpu'][k] for r in rs]):.2f}" for k in nodes)
-            red = _med([r.get("aux_cpu", {}).get("redis") for r in rs])
+            per = " / ".join(f"{median([r['aux_cpu'][k] for r in rs]):.2f}" for k in nodes)
+            red = median([r.get("aux_cpu", {}).get("redis") for r in rs])
             lines.append(
                 f"| {case} | {v} | {len(rs)}/{len(by[(case, v)])} | {tp:,.0f} {rs[0]['unit']} | "
-                f"{ratio} | {_spread([r['throughput'] for r in rs])} | {p50:.2f} | {p99:.2f} | "
-                f"{rcpu:.2f} | {_med([r['router'].get('us_per_op') for r in rs]):.1f} | {per} | {'-' if red is None else f'{red:.2f}'} | "
-                f"{_med([r['client']['cpu'] for r in rs]):.2f} | "
-                f"{_med([r.get('other_busy') for r in rs]) or 0:.2f} |"
+                f"{ratio} | {spread([r['throughput'] for r in rs])} | {p50:.2f} | {p99:.2f} | "
+                f"{rcpu:.2f} | {median([r['router'].get('us_per_op') for r in rs]):.1f} | {per} | {'-' if red is None else f'{red:.2f}'} | "
+                f"{median([r['client']['cpu'] for r in rs]):.2f} | "
+                f"{median([r.get('other_busy') for r in rs]) or 0:.2f} |"
             )
     return "\n".join(lines)
 

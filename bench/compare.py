@@ -34,7 +34,7 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from metrics import host_busy
-from report import case_key, fmt
+from report import case_key, dig, fmt, median, spread
 from routers import (
     DEFAULT_CROSSBAR_VENV,
     DEFAULT_CROSSBAR_VERSION,
@@ -250,25 +250,10 @@ def ceiling_repeat(a: argparse.Namespace, srv: Router, rep: int, sink: Any) -> l
 # =============================================================================== summary
 
 
-def _med(vals: list[float]) -> float | None:
-    vals = [v for v in vals if v is not None]
-    return statistics.median(vals) if vals else None
 
 
-def _spread(vals: list[float]) -> str:
-    vals = [v for v in vals if v is not None]
-    if len(vals) < 2 or not statistics.median(vals):
-        return "–"
-    return f"{(max(vals) - min(vals)) / statistics.median(vals) * 100:.0f}%"
 
 
-def _get(rec: dict[str, Any], path: str) -> Any:
-    cur: Any = rec
-    for p in path.split("."):
-        if not isinstance(cur, dict):
-            return None
-        cur = cur.get(p)
-    return cur
 
 
 def _stats(recs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -286,8 +271,8 @@ def _stats(recs: list[dict[str, Any]]) -> dict[str, Any]:
         ("hwm", "rss.hwm_kb"),
         ("other", "other_busy"),
     ]:
-        vals = [_get(r, path) for r in ok]
-        out[key] = _med(vals)
+        vals = [dig(r, path) for r in ok]
+        out[key] = median(vals)
         out[key + "_all"] = vals
     if not ok and recs:
         out["why"] = f"{recs[0].get('status')}: {recs[0].get('reason', '')}"
@@ -346,7 +331,7 @@ def summary_table(records: list[dict[str, Any]], workload: str, ceiling: dict[st
             cell_cb,
             cell_ours,
             _ratio(ours.get("thr"), cb.get("thr")),
-            f"{_spread(cb.get('thr_all', []))} / {_spread(ours.get('thr_all', []))}",
+            f"{spread(cb.get('thr_all', []))} / {spread(ours.get('thr_all', []))}",
             _pair(s, "p50", 2),
             _pair(s, "p99", 2),
             _pair(s, "cpu", 2),
@@ -396,7 +381,7 @@ def ceiling_table(recs: list[dict[str, Any]]) -> str:
     for k in keys:
         st = _stats([r for r in recs if case_key(r) == k])
         lines.append(
-            f"| {k} | {fmt(st['thr'])} | {_spread(st['thr_all'])} | {fmt(st['cpu'], 2)} "
+            f"| {k} | {fmt(st['thr'])} | {spread(st['thr_all'])} | {fmt(st['cpu'], 2)} "
             f"| {fmt(st['us'], 1)} | {fmt(st['thr'] / 2 if st['thr'] else None)} |"
         )
     return "\n".join(lines)

@@ -2,7 +2,32 @@
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
+
+
+def median(vals: list[Any]) -> float | None:
+    """The median of the values that are not None (None when there are none)."""
+    vals = [v for v in vals if v is not None]
+    return statistics.median(vals) if vals else None
+
+
+def spread(vals: list[Any]) -> str:
+    """(max - min) / median of the values that are not None, as a percentage."""
+    vals = [v for v in vals if v is not None]
+    if len(vals) < 2 or not statistics.median(vals):
+        return "–"
+    return f"{(max(vals) - min(vals)) / statistics.median(vals) * 100:.0f}%"
+
+
+def dig(rec: dict[str, Any], path: str) -> Any:
+    """``rec["a"]["b"]`` for the path "a.b" (None when a step is missing)."""
+    cur: Any = rec
+    for p in path.split("."):
+        if not isinstance(cur, dict):
+            return None
+        cur = cur.get(p)
+    return cur
 
 
 def fmt(v: Any, nd: int = 0) -> str:

@@ -44,7 +44,6 @@ import asyncio
 import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -56,7 +55,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from cluster_bench import PY_SPY, Cluster, ClusterNode, finish_profile, start_profile
 from compare import wait_quiet
-from report import fmt
+from report import dig, fmt, median, spread
 from routers import (
     DEFAULT_CROSSBAR_VENV,
     DEFAULT_CROSSBAR_VERSION,
@@ -543,25 +542,10 @@ def progress(rec: dict[str, Any]) -> str:
 # =============================================================================== summary
 
 
-def _med(xs: list[Any]) -> float | None:
-    xs = [x for x in xs if x is not None]
-    return statistics.median(xs) if xs else None
 
 
-def _spread(xs: list[Any]) -> str:
-    xs = [x for x in xs if x]
-    if len(xs) < 2:
-        return "–"
-    return f"{(max(xs) - min(xs)) / statistics.median(xs) * 100:.0f}%"
 
 
-def _g(rec: dict[str, Any], path: str) -> Any:
-    cur: Any = rec
-    for p in path.split("."):
-        if not isinstance(cur, dict):
-            return None
-        cur = cur.get(p)
-    return cur
 
 
 COLS = [  # header, path, decimals
@@ -593,13 +577,13 @@ def _medians(by: Groups) -> dict[tuple[str, str], dict[str, Any]]:
     med: dict[tuple[str, str], dict[str, Any]] = {}
     for key, rs in by.items():
         ok = [r for r in rs if r.get("status") == "ok"]
-        m: dict[str, Any] = {p: _med([_g(r, p) for r in ok]) for _, p, _ in COLS}
+        m: dict[str, Any] = {p: median([dig(r, p) for r in ok]) for _, p, _ in COLS}
         m["n"], m["of"] = len(ok), len(rs)
-        m["spread"] = _spread([r.get("throughput") for r in ok])
+        m["spread"] = spread([r.get("throughput") for r in ok])
         aux = (ok[0].get("aux_cpu") or {}) if ok else {}
         nodes = sorted(k for k in aux if k.startswith("node"))
-        m["per_node"] = " / ".join(fmt(_med([r["aux_cpu"].get(k) for r in ok]), 2) for k in nodes)
-        m["remote"] = _med([r.get("remote_versions_per_write") for r in ok])
+        m["per_node"] = " / ".join(fmt(median([r["aux_cpu"].get(k) for r in ok]), 2) for k in nodes)
+        m["remote"] = median([r.get("remote_versions_per_write") for r in ok])
         m["resyncs"] = sum(r.get("resyncs") or 0 for r in ok)
         m["why"] = "" if ok else f"{rs[0].get('status')}: {rs[0].get('reason', '')}"[:100]
         m["checks"] = checks_cell(ok)

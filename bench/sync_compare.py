@@ -30,7 +30,6 @@ import argparse
 import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,7 +41,7 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from compare import check_bench_python, wait_quiet
-from report import fmt
+from report import dig, fmt, median, spread
 from routers import (
     DEFAULT_CROSSBAR_VENV,
     DEFAULT_CROSSBAR_VERSION,
@@ -261,25 +260,10 @@ def progress(rec: dict[str, Any]) -> str:
 # =============================================================================== summary
 
 
-def _med(vals: list[Any]) -> float | None:
-    vals = [v for v in vals if v is not None]
-    return statistics.median(vals) if vals else None
 
 
-def _spread(vals: list[Any]) -> str:
-    vals = [v for v in vals if v is not None]
-    if len(vals) < 2 or not statistics.median(vals):
-        return "–"
-    return f"{(max(vals) - min(vals)) / statistics.median(vals) * 100:.0f}%"
 
 
-def _get(rec: dict[str, Any], path: str) -> Any:
-    cur: Any = rec
-    for p in path.split("."):
-        if not isinstance(cur, dict):
-            return None
-        cur = cur.get(p)
-    return cur
 
 
 COLS = [
@@ -307,8 +291,8 @@ def _medians(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, A
         ok = [r for r in rs if r.get("status") == "ok"]
         m: dict[str, Any] = {"n": len(ok), "of": len(rs)}
         for _, path, _ in COLS:
-            m[path] = _med([_get(r, path) for r in ok])
-        m["spread"] = _spread([r.get("throughput") for r in ok])
+            m[path] = median([dig(r, path) for r in ok])
+        m["spread"] = spread([r.get("throughput") for r in ok])
         m["failed_checks"] = sum(1 for r in ok if not (r.get("check") or {}).get("ok", True))
         m["gaps"] = sum((r.get("check") or {}).get("gaps", 0) for r in ok)
         if not ok and rs:
