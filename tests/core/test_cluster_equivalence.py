@@ -29,6 +29,7 @@ from wamp_router.core.effects import (
     Interest,
     Relay,
     Send,
+    Withdraw,
 )
 from wamp_router.core.messages import (
     Call,
@@ -113,16 +114,22 @@ class World:
         elif isinstance(e, Broadcast):
             for conn in e.conns:
                 self._deliver(self._client(node, conn), e.msg)
-        elif isinstance(e, Interest):
-            self._interest(node, e)
-        elif isinstance(e, Forward):
-            self._forward(node, e)
-        elif isinstance(e, Advertise):
-            self._advertise(node, e)
-        elif isinstance(e, Relay):
-            target = self.names.index(e.node)
-            self.apply(target, self.routers[target].remote_rpc(
-                e.realm, self.names[node], e.payload, self.now))
+        else:
+            handler = {Interest: self._interest, Forward: self._forward,
+                       Advertise: self._advertise, Withdraw: self._withdraw,
+                       Relay: self._relay}.get(type(e))
+            if handler is not None:
+                handler(node, e)
+
+    def _relay(self, node: int, e: Relay) -> None:
+        target = self.names.index(e.node)
+        self.apply(target, self.routers[target].remote_rpc(
+            e.realm, self.names[node], e.payload, self.now))
+
+    def _withdraw(self, node: int, e: Withdraw) -> None:
+        """Replies are never held here: the REGISTERED has left."""
+        if e.otherwise is not None:
+            self._deliver(self._client(node, e.conn), e.otherwise)
 
     def _advertise(self, node: int, e: Advertise) -> None:
         for other in range(len(self.routers)):

@@ -227,7 +227,9 @@ return 1
 
 
 TAG = 16  # a node id: 16 hex characters, also the prefix of its envelopes
-_DELTAS = frozenset({"pat+", "pat-", "reg+", "reg-", "sess+", "sess-", "test", "sub+", "sub-"})
+# ("ping" is not a change, but waits like one while its node is being loaded)
+_DELTAS = frozenset({"pat+", "pat-", "reg+", "reg-", "sess+", "sess-", "test", "sub+", "sub-",
+                     "ping"})
 
 
 def _pack(obj: Any) -> bytes:
@@ -271,7 +273,7 @@ class RedisBackplane:
         self.remote: dict[str, UriMap[set[str]]] = {}
         self.remote_keys: dict[str, set[tuple[str, str, str]]] = {}
         self.counters = {"sent": 0, "received": 0, "dropped": 0, "reconnects": 0,
-                         "nodes_reaped": 0}
+                         "nodes_reaped": 0, "barrier_timeouts": 0}
         self.nodes = 1  # live nodes seen at the last heartbeat
         self._services: list[ClientService] = []
         self._beat: task.LoopingCall | None = None
@@ -284,6 +286,11 @@ class RedisBackplane:
         # this node's sessions' subscriber keys in its directory: (realm, session) -> keys
         self._subs_of: dict[tuple[str, int], set[bytes]] = {}
         self._clock_offset = 0  # Redis's clock minus this node's, in ms
+        # barriers (see barrier()): number -> (who has yet to answer, done, timeout);
+        # "" stands for this node's own subscriber connection
+        self._barriers: dict[int, tuple[set[str], Callable[[], None], Any]] = {}
+        self._barrier_no = 0
+        self._unconfirmed = False  # a SUBSCRIBE sent since the last PING
 
     # -- channels --------------------------------------------------------------
     def _topic_channel(self, realm: str, topic: str) -> str:
@@ -365,6 +372,7 @@ class RedisBackplane:
             self.cmd = None
         self._synced = False
         self._loading.clear()
+        self._settle(everything=True)  # nobody can answer now: replies go out
         if self.known or was_up:
             self.known.clear()
             self.driver.isolate()  # calls to other nodes fail now
@@ -628,6 +636,7 @@ class RedisBackplane:
         self.known.discard(node)
         self._loading.pop(node, None)
         self.driver.node_gone(node, dead)  # also for a node that only ever called here
+        self._answered(node, self._barrier_no)  # not waited for any more
 
     def _failed(self, failure: Any, what: str) -> None:
         if failure.check(RedisError) and not self.up:
@@ -747,6 +756,7 @@ class RedisBackplane:
             if self.sub is not None:
                 self.sub.send("SUBSCRIBE" if effect.added else "UNSUBSCRIBE",
                               self._topic_channel(realm, topic))
+                self._unconfirmed = True
             return
         key = (realm, match, topic)
         if effect.added:
@@ -758,6 +768,75 @@ class RedisBackplane:
             self.cmd.command("SADD" if effect.added else "SREM", self.k_patterns, packed)
             self.cmd.command("PUBLISH", self.ch_ctl, _pack(
                 ["pat+" if effect.added else "pat-", self.node_id, realm, match, topic]))
+
+    # -- barriers: a reply that must not run ahead of the cluster ----------------
+    def barrier(self, done: Callable[[], None]) -> None:
+        """Call ``done`` once Redis has run this node's SUBSCRIBEs so far and every
+        other node has handled what this node announced so far: its pattern
+        interest, callees, subscribers and sessions (then a WELCOME, SUBSCRIBED or
+        REGISTERED may go out: a publication or call any node takes after it sees
+        the new state). A ``ping`` on the control channel is answered by each node
+        with a ``pong`` to this node's inbox once it has handled everything before
+        it (control messages arrive in order); a PING on the subscriber connection
+        comes back after the SUBSCRIBEs sent before it. A node that does not answer
+        within ``node_ttl`` (it is about to be declared dead) is not waited for."""
+        others = self.known | set(self._loading)
+        if not self.up or (not others and not self._unconfirmed and not self._barriers):
+            done()
+            return
+        self._barrier_no += 1
+        n = self._barrier_no
+        assert self.cmd is not None and self.sub is not None
+        self.sub.send("PING", str(n))
+        self._unconfirmed = False
+        if others:
+            self.cmd.command("PUBLISH", self.ch_ctl, _pack(["ping", self.node_id, n])
+                             ).addErrback(self._failed, "PUBLISH")
+        timer = self.reactor.callLater(self.config.node_ttl, self._barrier_late, n)
+        self._barriers[n] = ({"", *others}, done, timer)
+
+    def _answered(self, who: str, n: int) -> None:
+        """``who`` ("" this node's subscriber connection) handled barrier ``n``, and
+        so every earlier one."""
+        for m, (waiting, _, _) in self._barriers.items():
+            if m > n:
+                break
+            waiting.discard(who)
+        self._settle()
+
+    def _settle(self, everything: bool = False) -> None:
+        """Complete the barriers up to the last one nobody is waiting for (what the
+        others handled later, they handled after the earlier ones too)."""
+        last = 0
+        for m, (waiting, _, _) in self._barriers.items():
+            if everything or not waiting:
+                last = m
+        while self._barriers:
+            m = next(iter(self._barriers))
+            if m > last:
+                break
+            _, done, timer = self._barriers.pop(m)
+            if timer.active():
+                timer.cancel()
+            done()
+
+    def _barrier_late(self, n: int) -> None:
+        entry = self._barriers.get(n)
+        if entry is None:
+            return
+        self.counters["barrier_timeouts"] += 1
+        log.warn("cluster backplane: {who} did not confirm within node_ttl; replies that "
+                 "waited for them go out now", who=", ".join(
+                     sorted(w or "Redis" for w in entry[0])) or "nobody")
+        entry[0].clear()
+        self._settle()
+
+    def _pong(self, node: str, n: int) -> None:
+        """Another node's barrier ``n``: everything it announced before is handled."""
+        if self.cmd is not None:
+            self.cmd.command("PUBLISH", f"{self.config.prefix}n:{node}",
+                             self._tag + _pack(["pong", "", n])).addErrback(
+                self._failed, "PUBLISH")
 
     # -- shared data-sync records --------------------------------------------------
     def sync_commit(self, effect: SyncCommit) -> None:
@@ -859,11 +938,8 @@ class RedisBackplane:
 
     # -- pushes from Redis ------------------------------------------------------
     def _push(self, channel: bytes, data: bytes) -> None:
-        if channel == self._ctl:
-            try:
-                self._control(_unpack(data))
-            except Exception:
-                log.warn("cluster backplane: undecodable control message")
+        if channel == self._ctl or not channel:
+            self._control_push(channel, data)
             return
         if data[:TAG] == self._tag:
             return  # our own publication (we subscribe to its topic too): delivered already
@@ -872,6 +948,9 @@ class RedisBackplane:
             kind, realm, env = _unpack(data[TAG:])
         except Exception:
             log.warn("cluster backplane: undecodable message on {channel}", channel=channel)
+            return
+        if kind == "pong":
+            self._answered(sender, env)
             return
         if kind == "rpc" and not self._synced:
             return  # isolated or rejoining: calls between nodes were failed on both sides
@@ -882,6 +961,15 @@ class RedisBackplane:
             self.driver.sync_remote(realm, env)
         else:
             self.deliver(realm, env, kind)
+
+    def _control_push(self, channel: bytes, data: bytes) -> None:
+        try:
+            if not channel:  # our PING came back
+                self._answered("", int(data))
+            else:
+                self._control(_unpack(data))
+        except Exception:
+            log.warn("cluster backplane: undecodable control message")
 
     def _control(self, msg: list[Any]) -> None:
         op, node = msg[0], msg[1]
@@ -903,7 +991,9 @@ class RedisBackplane:
 
     def _apply_delta(self, msg: list[Any]) -> None:
         op, node = msg[0], msg[1]
-        if op == "pat+":
+        if op == "ping":
+            self._pong(node, msg[2])
+        elif op == "pat+":
             self._remember(node, (msg[2], msg[3], msg[4]))
         elif op == "pat-":
             self._forget(node, (msg[2], msg[3], msg[4]))

@@ -38,7 +38,8 @@ def encode(args: tuple[Any, ...]) -> bytes:
     return b"".join(out)
 
 
-Push = Callable[[bytes, bytes], None]  # (channel, message) of a pub/sub push
+# (channel, message) of a pub/sub push; (b"", token) answers PING token
+Push = Callable[[bytes, bytes], None]
 
 
 class RespProtocol(Protocol):
@@ -93,7 +94,10 @@ class RespProtocol(Protocol):
                     self._any_push = True
                     self._push(reply[1], reply[2])
                     continue
-                if kind in (b"subscribe", b"unsubscribe", b"pong"):
+                if kind == b"pong":  # the answer to PING <token>: push(b"", token)
+                    self._push(b"", reply[1] if len(reply) > 1 else b"")
+                    continue
+                if kind in (b"subscribe", b"unsubscribe"):
                     continue  # confirmations of a subscriber connection
             if not self._waiting:
                 continue

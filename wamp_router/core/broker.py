@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .effects import Advertise, Broadcast, Effect, Forward, Interest, Send
+from .effects import Advertise, Broadcast, Effect, Forward, Hold, Interest, Send
 from .errors import INVALID_ARGUMENT, NO_SUCH_SUBSCRIPTION, WampError
 from .ids import RandomSource, SequentialIds, fresh_id, global_id
 from .messages import Event, Publish, Published, Subscribe, Subscribed, Unsubscribe, Unsubscribed
@@ -113,7 +113,6 @@ class Broker:
     # -- subscriptions --------------------------------------------------------
     def subscribe(self, session: Session, msg: Subscribe, match: str, now: float) -> list[Effect]:
         sub = self._subs.get(msg.topic, match)
-        effects: list[Effect] = [Send(session.conn, Subscribed(msg.request, 0))]
         created = sub is None
         if sub is None:
             sub = Subscription(fresh_id("sub", msg.topic, match, self._by_id,
@@ -121,7 +120,9 @@ class Broker:
                                msg.topic, match, now)
             self._subs.set(msg.topic, match, sub)
             self._by_id[sub.id] = sub
-        effects[0] = Send(session.conn, Subscribed(msg.request, sub.id))
+        effects: list[Effect] = [Send(session.conn, Subscribed(msg.request, sub.id))]
+        if self.cluster is not None:  # SUBSCRIBED once every node knows (see Hold)
+            effects.insert(0, Hold(session.conn))
         if msg.options.get("get_retained") is True:
             effects.extend(self._retained_for(session, sub))
         if session.conn in sub.subscribers:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .effects import Effect, Send, Timer
+from .effects import Effect, Send, Timer, Withdraw
 from .errors import (
     CANCELED,
     INVALID_ARGUMENT,
@@ -66,6 +66,7 @@ class Callee:
     forward_timeout: bool = False
     inflight: int = 0
     created: float = 0.0  # when it registered (on its own node, for a remote callee)
+    request: int = 0  # its REGISTER's request id (a local callee)
 
 
 @dataclass(slots=True, eq=False)
@@ -119,7 +120,7 @@ class Dealer:
         if type(concurrency) is not int or concurrency < 0:
             raise WampError(INVALID_ARGUMENT, "option 'concurrency' must be an integer >= 0")
         callee = Callee(session, concurrency, options.get("forward_timeout") is True,
-                        created=now)
+                        created=now, request=msg.request)
         reg = self._map.get(msg.procedure, match)
         effects: list[Effect] = []
         if reg is None:
@@ -190,13 +191,17 @@ class Dealer:
         return True
 
     def revoke(self, session: Session, reg: Registration, reason: str) -> list[Effect]:
-        """Take ``reg`` away from its callee ``session`` (registration revocation:
-        UNREGISTERED with request 0, for callees that announced the feature). The
-        registration itself lives on (another node's callee takes it): no on_delete."""
-        effects: list[Effect] = []
+        """Take ``reg`` away from its callee ``session``: if its REGISTERED has not
+        left yet (a cluster holds it), the callee gets ERROR procedure_already_exists
+        instead; else a revocation (UNREGISTERED with request 0, for callees that
+        announced the feature). The registration itself lives on (another node's
+        callee takes it): no on_delete."""
+        request = next((c.request for c in reg.callees if c.session is session), 0)
+        notice = None
         if "registration_revocation" in session.callee_features:
-            effects.append(Send(session.conn, Unregistered(0, {"registration": reg.id,
-                                                               "reason": reason})))
+            notice = Unregistered(0, {"registration": reg.id, "reason": reason})
+        refusal = Error(Register.TYPE, request, {}, PROCEDURE_ALREADY_EXISTS, [reason])
+        effects: list[Effect] = [Withdraw(session.conn, request, refusal, notice)]
         effects.extend(self._emit("wamp.registration.on_unregister",
                                   [session.session_id, reg.id]))
         effects.extend(self._detach(session, reg, quiet=True))

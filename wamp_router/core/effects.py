@@ -14,6 +14,14 @@
   subscribes to the publications other nodes make there (or stops).
 - ``Advertise(realm, op, entry)``: a local callee registered ("reg+") or went
   away ("reg-"): other nodes of the cluster route calls to it (or stop).
+- ``Hold(conn)``: (a cluster) what is sent to ``conn`` from here on (a WELCOME,
+  SUBSCRIBED or REGISTERED, and everything after it) waits until every other
+  node has seen what this node announced so far (the backplane's barrier), so a
+  client that got the reply can count on the whole cluster knowing of it.
+- ``Withdraw(conn, request, instead, otherwise)``: (a cluster) a local callee's
+  registration was taken back because another node's came first: if the
+  REGISTERED answering ``request`` is still held, ``instead`` (an ERROR) goes in
+  its place; if it has left, ``otherwise`` (the revocation notice, or None).
 - ``Relay(node, realm, payload)``: a piece of a call between this node and
   another (an invocation, interrupt, result or error), for that node's inbox.
 - ``SyncCommit(realm, batch, items)``: commit data-sync versions to the shared
@@ -92,6 +100,19 @@ class Advertise:
 
 
 @dataclass(slots=True)
+class Hold:
+    conn: int
+
+
+@dataclass(slots=True)
+class Withdraw:
+    conn: int
+    request: int
+    instead: Message
+    otherwise: Message | None
+
+
+@dataclass(slots=True)
 class Relay:
     node: str
     realm: str
@@ -117,5 +138,5 @@ class SyncReset:
     epoch: str
 
 
-Effect = (Send | Broadcast | Close | Timer | Commit | Forward | Interest | Advertise | Relay
-          | SyncCommit | SyncFetch | SyncReset)
+Effect = (Send | Broadcast | Close | Timer | Commit | Forward | Interest | Advertise | Hold
+          | Withdraw | Relay | SyncCommit | SyncFetch | SyncReset)

@@ -26,7 +26,7 @@ from .auth.authorizer import (
 from .authorizer import Authorizer, Decision
 from .broker import Broker
 from .dealer import Dealer
-from .effects import Effect, Send
+from .effects import Effect, Hold, Send
 from .errors import INVALID_URI, ProtocolViolation, WampError
 from .ids import RandomSource, global_id
 from .messages import (
@@ -369,6 +369,7 @@ class Realm:
             effects.append(self.remote.advertise("reg+", self.remote.entry(
                 session, reg.procedure, reg.match, reg.invoke, callee.concurrency,
                 callee.forward_timeout, callee.created)))
+            effects.insert(0, Hold(session.conn))  # REGISTERED once every node knows
         return effects
 
     def _unregister(self, session: Session, msg: Unregister, now: float) -> list[Effect]:

@@ -23,7 +23,7 @@ from .auth.limits import DelayedAborts, FailureLog, peer_host
 from .auth.scram import ScramAuthenticator
 from .auth.ticket import TicketAuthenticator
 from .auth.wampcra import CraAuthenticator
-from .effects import Close, Effect, Send, Timer
+from .effects import Close, Effect, Hold, Send, Timer
 from .errors import (
     AUTHENTICATION_FAILED,
     GOODBYE_AND_OUT,
@@ -646,6 +646,8 @@ class Router:
         if accept.authextra:
             details["authextra"] = session.authextra = accept.authextra
         effects: list[Effect] = [Send(session.conn, Welcome(session.session_id, details))]
+        if realm.remote is not None:  # WELCOME once every node knows the session
+            effects.insert(0, Hold(session.conn))
         effects.extend(realm.join(session))
         self.journal.append(("join", _log_fields(session)))
         return effects

@@ -4,12 +4,15 @@ Inbound: a transport hands over one complete message payload; the driver
 decodes it (the connection's serializer), parses it (``core.codec``), feeds
 the router and applies the effects. Outbound: ``Send`` is encoded and framed
 for one connection; ``Broadcast`` is encoded once per serializer and framed
-once per framing, and the same bytes are written to every transport.
+once per framing, and the same bytes are written to every transport. In a
+cluster, ``Hold`` keeps a connection's output back until the backplane's
+barrier confirms that the other nodes know what the reply announced.
 """
 
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
@@ -24,6 +27,7 @@ from ..core.effects import (
     Commit,
     Effect,
     Forward,
+    Hold,
     Interest,
     Relay,
     Send,
@@ -31,6 +35,7 @@ from ..core.effects import (
     SyncFetch,
     SyncReset,
     Timer,
+    Withdraw,
 )
 from ..core.errors import INVALID_ARGUMENT, PAYLOAD_SIZE_EXCEEDED, ProtocolViolation
 from ..core.messages import (
@@ -41,6 +46,7 @@ from ..core.messages import (
     Message,
     Publish,
     Register,
+    Registered,
     Result,
     Subscribe,
     Unregister,
@@ -93,6 +99,12 @@ class Driver:
         self._dirty: list[Connection] = []  # connections with queued output
         self._commit_call: Any = None  # the pending data-sync group commit
         self.cluster: Any = None  # the Redis backplane, when the node is part of a cluster
+        # cluster: output held until the other nodes have seen what this node announced
+        # (see Hold): conn -> segments (barrier, [(message or None, framed bytes or a
+        # close reason)])
+        self._held: dict[int, deque[tuple[int, list[tuple[Message | None, bytes | str]]]]] = {}
+        self._barrier = 0  # the barrier this turn's holds wait for (0: none yet)
+        self._barriers = 0  # the last barrier number handed out
 
     # -- connections ------------------------------------------------------
     def attach(self, conn: Connection, transport: TransportInfo) -> int:
@@ -103,6 +115,7 @@ class Driver:
         return cid
 
     def detach(self, cid: int) -> None:
+        self._held.pop(cid, None)
         if self._conns.pop(cid, None) is not None:
             self.apply(self.router.lost(cid))
             self.flush()
@@ -114,6 +127,9 @@ class Driver:
 
     def flush(self) -> None:
         """Send the output queued while handling one inbound chunk (or timer)."""
+        if self._barrier:  # after this turn's announcements: ask the cluster to confirm
+            barrier, self._barrier = self._barrier, 0
+            self.cluster.barrier(lambda: self._release(barrier))
         dirty = self._dirty
         while dirty:
             self._dirty = []
@@ -220,7 +236,15 @@ class Driver:
             elif type(effect) is Close:
                 conn = self._conns.get(effect.conn)
                 if conn is not None:
-                    conn.close_after_send(effect.reason)
+                    held = self._held.get(effect.conn)
+                    if held:
+                        held[-1][1].append((None, effect.reason))  # after what is held
+                    else:
+                        conn.close_after_send(effect.reason)
+            elif type(effect) is Hold:
+                self._hold(effect.conn)
+            elif type(effect) is Withdraw:
+                self._withdraw(effect)
             elif type(effect) is Timer:
                 self._schedule(effect.at)
             else:
@@ -243,6 +267,52 @@ class Driver:
         elif type(effect) is SyncCommit:  # (the config refuses shared records without one)
             self._reactor.callLater(0, self.sync_committed, effect.realm, effect.batch,
                                     [("refused", "no cluster backplane")] * len(effect.items))
+
+    def _hold(self, cid: int) -> None:
+        """Hold what goes to ``cid`` from now on until the cluster has seen this
+        turn's announcements (the barrier flush() asks for)."""
+        if self.cluster is None or cid not in self._conns:
+            return
+        if not self._barrier:
+            self._barriers += 1
+            self._barrier = self._barriers
+        segments = self._held.get(cid)
+        if segments is None:
+            segments = self._held[cid] = deque()
+        segments.append((self._barrier, []))
+
+    def _release(self, barrier: int) -> None:
+        """The cluster confirmed ``barrier`` (and every one before it): send what
+        waited for it, in order."""
+        for cid in list(self._held):
+            segments = self._held[cid]
+            conn = self._conns.get(cid)
+            while segments and segments[0][0] <= barrier:
+                for _, item in segments.popleft()[1]:
+                    if conn is None:
+                        break
+                    if type(item) is str:
+                        conn.close_after_send(item)
+                    else:
+                        conn.write(item)
+            if not segments:
+                del self._held[cid]
+        self.flush()
+
+    def _withdraw(self, effect: Withdraw) -> None:
+        """A registration taken back: its REGISTERED, if still held, becomes the
+        refusal; else the callee gets the revocation notice (if any)."""
+        conn = self._conns.get(effect.conn)
+        for _, items in self._held.get(effect.conn, ()):
+            for i, (msg, _) in enumerate(items):
+                if type(msg) is Registered and msg.request == effect.request:
+                    assert conn is not None
+                    payload = self._encode(conn, effect.instead)
+                    if payload is not None:
+                        items[i] = (effect.instead, conn.frame(payload))
+                    return
+        if effect.otherwise is not None:
+            self._send(effect.conn, effect.otherwise)
 
     def remote(self, realm: str, envelope: dict[str, Any], kind: str) -> None:
         """A publication another node of the cluster made (the backplane flushes once
@@ -376,7 +446,11 @@ class Driver:
         if len(payload) > conn.max_out:
             self._too_large(cid, conn, msg, len(payload))
             return
-        conn.write(conn.frame(payload))
+        held = self._held
+        if held and cid in held:
+            held[cid][-1][1].append((msg, conn.frame(payload)))
+        else:
+            conn.write(conn.frame(payload))
         counts = self.stats.messages_out
         code = msg.TYPE
         counts[code] = counts.get(code, 0) + 1
@@ -402,6 +476,7 @@ class Driver:
         encoded: dict[str, bytes | None] = {}
         framed: dict[Any, bytes] = {}
         conns = self._conns
+        held = self._held
         counts = self.stats.messages_out
         counts[msg.TYPE] = counts.get(msg.TYPE, 0) + len(cids)
         for cid in cids:
@@ -422,7 +497,10 @@ class Driver:
                     self._too_large(cid, conn, msg, len(payload))
                     continue
                 data = framed[key] = conn.frame(payload)
-            conn.write(data)
+            if held and cid in held:
+                held[cid][-1][1].append((None, data))
+            else:
+                conn.write(data)
 
     def shutdown(self) -> None:
         self.apply(self.router.shutdown())

@@ -76,6 +76,8 @@ class RouterCollector:
                 ("dropped", "Publications for other nodes dropped while Redis was unreachable"),
                 ("reconnects", "Connections to Redis lost"),
                 ("nodes_reaped", "Nodes this node declared dead"),
+                ("barrier_timeouts", "Replies sent without every node's confirmation "
+                                     "(a node did not answer within node_ttl)"),
             ):
                 yield CounterMetricFamily(f"wamp_cluster_{key}", help_text,
                                           value=backplane.counters[key])
