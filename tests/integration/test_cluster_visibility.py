@@ -180,3 +180,35 @@ def test_two_nodes_registering_one_procedure_at_once_agree_on_one_callee() -> No
             await close(caller, *callees)
 
         run(main())
+
+
+def test_what_one_node_ended_no_node_serves_any_more() -> None:
+    """After UNREGISTERED, a call from another node finds no such procedure;
+    after a GOODBYE, the session is gone from every node's session list."""
+    from autobahn.wamp.exception import ApplicationError
+
+    with redis_server() as redis, ExitStack() as stack:
+        a, b = start_node(stack, redis), start_node(stack, redis)
+
+        async def main() -> None:
+            there = await join(b.ws_url)
+            for i in range(15):
+                callee = await join(a.ws_url)
+                reg = await callee.register(lambda: "here", f"com.end.p{i}")
+                assert await there.call(f"com.end.p{i}") == "here"
+                await reg.unregister()
+                try:
+                    await there.call(f"com.end.p{i}")
+                    raise AssertionError("a call reached a procedure after UNREGISTERED")
+                except ApplicationError as exc:
+                    assert exc.error == "wamp.error.no_such_procedure", exc
+                sid = callee.details.session
+                await close(callee)
+                try:
+                    await there.call("wamp.session.get", sid)
+                    raise AssertionError("a session outlived its GOODBYE on another node")
+                except ApplicationError as exc:
+                    assert exc.error == "wamp.error.no_such_session", exc
+            await close(there)
+
+        run(main())

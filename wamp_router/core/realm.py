@@ -376,6 +376,7 @@ class Realm:
         reg = self.dealer.registration(msg.registration)
         effects = self.dealer.unregister(session, msg)
         if self.remote is not None and reg is not None:
+            effects.insert(0, Hold(session.conn))  # UNREGISTERED once no node routes here
             effects.append(self.remote.advertise("reg-", self.remote.entry(
                 session, reg.procedure, reg.match, reg.invoke, 0)))
             if self.dealer.get_exact(reg.procedure, reg.match) is None:

@@ -665,7 +665,10 @@ class Router:
         return self._welcome(session, Accept(authid, authrole, authmethod, "static"))
 
     def _peer_goodbye(self, session: Session) -> list[Effect]:
+        realm = session.realm
         effects = self._leave(session)
+        if realm is not None and realm.remote is not None:
+            effects.insert(0, Hold(session.conn))  # GOODBYE once every node knows
         session.move(State.AWAIT_HELLO)
         session.session_id = 0
         session.out_ids = SequentialIds()
