@@ -145,3 +145,43 @@ def test_a_node_answers_a_ping_after_what_came_before_it() -> None:
         bp._apply_delta(msg)
     assert driver.changes[-1] == (B, "reg+", "second")
     assert bp.cmd.sent[-1][2].endswith(msgpack.packb(["pong", "", 8]))  # type: ignore[union-attr]
+
+
+def test_a_rejoining_node_answers_pings_only_once_it_has_loaded_the_others() -> None:
+    """A node that lost Redis for a moment missed control messages; a ping that
+    comes while it rejoins is answered after it has loaded the pinging node's
+    state, not at once (which would confirm what it never saw)."""
+    bp, _, _ = backplane({B})
+    bp._lost(bp.sub)  # type: ignore[arg-type]
+    bp.sub = FakeResp()  # type: ignore[assignment]
+    assert not bp._synced  # rejoining: ZRANGE, the nodes' patterns and directories
+    control(bp, "ping", B, 5)
+    assert not [c for c in bp.cmd.sent if c[:2] == ("PUBLISH", f"wr:n:{B}")]  # type: ignore[union-attr]
+    bp._loading[B] = []  # it reads B's state ...
+    bp._now_up()
+    assert not [c for c in bp.cmd.sent if c[:2] == ("PUBLISH", f"wr:n:{B}")]  # type: ignore[union-attr]
+    for msg in bp._loading.pop(B):  # ... and once it is in, answers
+        bp._apply_delta(msg)
+    assert bp.cmd.sent[-1][:2] == ("PUBLISH", f"wr:n:{B}")  # type: ignore[union-attr]
+
+
+def test_a_node_that_let_a_barrier_time_out_is_not_waited_for_until_it_answers() -> None:
+    bp, clock, _ = backplane({B, C})
+    done: list[int] = []
+    bp.barrier(lambda: done.append(1))
+    bp._push(b"", b"1")
+    pong(bp, B, 1)
+    clock.advance(3.0)  # C never answers
+    assert done == [1]
+    bp.barrier(lambda: done.append(2))
+    bp._push(b"", b"2")
+    pong(bp, B, 2)
+    assert done == [1, 2]  # C is still asked (the ping goes to all), not waited for
+    assert bp.cmd.sent[-1][:2] == ("PUBLISH", bp.ch_ctl)  # type: ignore[union-attr]
+    pong(bp, C, 2)  # C answers again: waited for from now on
+    bp.barrier(lambda: done.append(3))
+    bp._push(b"", b"3")
+    pong(bp, B, 3)
+    assert done == [1, 2]
+    pong(bp, C, 3)
+    assert done == [1, 2, 3]

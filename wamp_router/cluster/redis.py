@@ -291,6 +291,10 @@ class RedisBackplane:
         self._barriers: dict[int, tuple[set[str], Callable[[], None], Any]] = {}
         self._barrier_no = 0
         self._unconfirmed = False  # a SUBSCRIBE sent since the last PING
+        # other nodes' pings that came while this node was (re)joining: answered once
+        # it has loaded the others' state (see _now_up)
+        self._early_pings: list[list[Any]] = []
+        self._mute: set[str] = set()  # nodes that let a barrier time out: not waited for
 
     # -- channels --------------------------------------------------------------
     def _topic_channel(self, realm: str, topic: str) -> str:
@@ -372,6 +376,7 @@ class RedisBackplane:
             self.cmd = None
         self._synced = False
         self._loading.clear()
+        self._early_pings.clear()  # (their nodes time out, or see us rejoin)
         self._settle(everything=True)  # nobody can answer now: replies go out
         if self.known or was_up:
             self.known.clear()
@@ -466,6 +471,12 @@ class RedisBackplane:
 
     def _now_up(self) -> None:
         self._synced = True
+        early, self._early_pings = self._early_pings, []
+        for msg in early:  # after what this node loaded of the pinging node
+            if msg[1] in self._loading:
+                self._loading[msg[1]].append(msg)
+            else:
+                self._apply_delta(msg)
         log.info("cluster backplane: connected to Redis at {host}:{port} node={node}",
                  host=self.config.host, port=self.config.port, node=self.node_id)
 
@@ -503,12 +514,13 @@ class RedisBackplane:
     def _load_patterns(self, nodes: list[bytes]) -> Any:
         from twisted.internet.defer import gatherResults
 
-        self.remote.clear()
-        self.remote_keys.clear()
         self.nodes = len(nodes) or 1
-        ds = []
-        for raw in nodes:
-            node = raw.decode()
+        live = {raw.decode() for raw in nodes}
+        for node in list(self.remote_keys):
+            if node not in live:
+                self._forget(node)
+        ds = []  # (each node's patterns are replaced when they are in: no gap)
+        for node in sorted(live):
             if node != self.node_id:
                 ds.append(self._load_node(node))
         return gatherResults(ds) if ds else None
@@ -780,16 +792,24 @@ class RedisBackplane:
         it (control messages arrive in order); a PING on the subscriber connection
         comes back after the SUBSCRIBEs sent before it. A node that does not answer
         within ``node_ttl`` (it is about to be declared dead) is not waited for."""
-        others = self.known | set(self._loading)
-        if not self.up or (not others and not self._unconfirmed and not self._barriers):
+        everyone = self.known | set(self._loading)
+        others = everyone - self._mute  # (a muted node is asked, but not waited for)
+        if not self.up:
+            self._settle(everything=True)  # (the driver releases the earlier ones too)
+            done()
+            return
+        assert self.cmd is not None and self.sub is not None
+        if not others and not self._unconfirmed and not self._barriers:
+            if everyone:  # a muted node that answers is waited for again
+                self.cmd.command("PUBLISH", self.ch_ctl, _pack(
+                    ["ping", self.node_id, self._barrier_no])).addErrback(self._failed, "PUBLISH")
             done()
             return
         self._barrier_no += 1
         n = self._barrier_no
-        assert self.cmd is not None and self.sub is not None
         self.sub.send("PING", str(n))
         self._unconfirmed = False
-        if others:
+        if everyone:
             self.cmd.command("PUBLISH", self.ch_ctl, _pack(["ping", self.node_id, n])
                              ).addErrback(self._failed, "PUBLISH")
         timer = self.reactor.callLater(self.config.node_ttl, self._barrier_late, n)
@@ -798,6 +818,7 @@ class RedisBackplane:
     def _answered(self, who: str, n: int) -> None:
         """``who`` ("" this node's subscriber connection) handled barrier ``n``, and
         so every earlier one."""
+        self._mute.discard(who)
         for m, (waiting, _, _) in self._barriers.items():
             if m > n:
                 break
@@ -826,8 +847,10 @@ class RedisBackplane:
             return
         self.counters["barrier_timeouts"] += 1
         log.warn("cluster backplane: {who} did not confirm within node_ttl; replies that "
-                 "waited for them go out now", who=", ".join(
+                 "waited for them go out now, and later ones do not wait for them until "
+                 "they answer again", who=", ".join(
                      sorted(w or "Redis" for w in entry[0])) or "nobody")
+        self._mute |= entry[0] - {""}
         entry[0].clear()
         self._settle()
 
@@ -979,6 +1002,9 @@ class RedisBackplane:
             return
         if op in _DELTAS and node in self._loading:
             self._loading[node].append(msg)
+            return
+        if op == "ping" and not self._synced:  # (re)joining: not all loaded yet
+            self._early_pings.append(msg)
             return
         if op == "down":  # from the reaper (msg[2]: the node that declared it dead)
             self._node_down(node, dead=len(msg) > 2 and msg[2] == self.node_id)

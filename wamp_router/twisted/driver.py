@@ -20,6 +20,7 @@ from twisted.logger import Logger
 
 from ..config.model import NodeConfig
 from ..core import codec
+from ..core.dealer import NO_AVAILABLE_CALLEE
 from ..core.effects import (
     Advertise,
     Broadcast,
@@ -285,33 +286,46 @@ class Driver:
         """The cluster confirmed ``barrier`` (and every one before it): send what
         waited for it, in order."""
         for cid in list(self._held):
-            segments = self._held[cid]
+            segments = self._held.get(cid)
             conn = self._conns.get(cid)
-            while segments and segments[0][0] <= barrier:
+            # (writing may close the connection: a slow long-poll peer, a bridge)
+            while segments and segments[0][0] <= barrier and cid in self._conns:
                 for _, item in segments.popleft()[1]:
-                    if conn is None:
+                    if conn is None or cid not in self._conns:
                         break
                     if type(item) is str:
                         conn.close_after_send(item)
                     else:
                         conn.write(item)
-            if not segments:
-                del self._held[cid]
+            if not segments or cid not in self._conns:
+                self._held.pop(cid, None)
         self.flush()
 
     def _withdraw(self, effect: Withdraw) -> None:
         """A registration taken back: its REGISTERED, if still held, becomes the
         refusal; else the callee gets the revocation notice (if any)."""
         conn = self._conns.get(effect.conn)
+        registration = 0
+        dropped: list[int] = []
         for _, items in self._held.get(effect.conn, ()):
             for i, (msg, _) in enumerate(items):
-                if type(msg) is Registered and msg.request == effect.request:
+                if registration:  # invocations the callee must not see either
+                    if type(msg) is Invocation and msg.registration == registration:
+                        dropped.append(msg.request)
+                elif type(msg) is Registered and msg.request == effect.request:
                     assert conn is not None
                     payload = self._encode(conn, effect.instead)
                     if payload is not None:
                         items[i] = (effect.instead, conn.frame(payload))
-                    return
-        if effect.otherwise is not None:
+                    registration = msg.registration
+            if dropped:
+                items[:] = [(m, d) for m, d in items
+                            if type(m) is not Invocation or m.request not in dropped]
+        for request in dropped:  # their calls end (the callers may call again)
+            self.apply(self.router.invocation_undeliverable(
+                effect.conn, request, 0, NO_AVAILABLE_CALLEE, "the callee's registration was "
+                "taken back: another router node registered the procedure first"))
+        if not registration and effect.otherwise is not None:
             self._send(effect.conn, effect.otherwise)
 
     def remote(self, realm: str, envelope: dict[str, Any], kind: str) -> None:
@@ -470,7 +484,8 @@ class Driver:
         elif type(msg) is not Event:
             # a session message the peer cannot receive (e.g. a WELCOME larger than a
             # tiny RawSocket limit): the session cannot work, close it instead of hanging
-            conn.close_after_send(f"{type(msg).__name__} larger than the peer accepts")
+            # (after what is held for it)
+            self.apply([Close(cid, f"{type(msg).__name__} larger than the peer accepts")])
 
     def _broadcast(self, cids: list[int], msg: Message) -> None:
         encoded: dict[str, bytes | None] = {}
