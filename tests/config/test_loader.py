@@ -1064,6 +1064,13 @@ def test_cluster_config_and_its_errors() -> None:
         load_config_text(base + '[cluster]\nbackplane = "redis:/x"\n', "<t>")
     with pytest.raises(ConfigError, match="cluster.heartbeat: must be shorter than node_ttl"):
         load_config_text(base + '[cluster]\nbackplane = "redis://h"\nheartbeat = 5\n', "<t>")
+    assert cfg.cluster.prefer_local_callees is False
+    local = load_config_text(base + '[cluster]\nbackplane = "redis://h"\n'
+                             'prefer_local_callees = true\n', "<t>")
+    assert local.cluster is not None and local.cluster.prefer_local_callees is True
+    with pytest.raises(ConfigError, match="cluster.prefer_local_callees: expected true or false"):
+        load_config_text(base + '[cluster]\nbackplane = "redis://h"\n'
+                         'prefer_local_callees = "yes"\n', "<t>")
     sync = base + '[realms.sync]\n[[realms.sync.domains]]\nprefix = "app."\n'
     with pytest.raises(ConfigError, match=r'realms\[0\]\.sync\.domains\[0\]\.store: domain '
                        r'"app\." uses store = "memory", .* store = "redis"'):

@@ -139,7 +139,7 @@ URI_CHECKS: tuple[str, ...] = ("loose", "strict")
 AUTH_METHODS: tuple[str, ...] = ("anonymous", "ticket", "wampcra", "cryptosign", "scram")
 
 _ROOT_KEYS = ("listeners", "realms", "metrics", "cluster")
-_CLUSTER_KEYS = ("backplane", "prefix", "node_ttl", "heartbeat")
+_CLUSTER_KEYS = ("backplane", "prefix", "node_ttl", "heartbeat", "prefer_local_callees")
 _METRICS_KEYS = ("endpoint", "path", "health_path")
 _LIMITS_KEYS = ("max_send_buffer", "max_sessions", "max_message_rate", "message_burst",
                 "rate_limit_action")
@@ -599,7 +599,8 @@ def _parse_cluster(root: _Table, realms: tuple[Realm, ...]) -> Cluster | None:
         table.error("heartbeat", f"must be shorter than node_ttl ({node_ttl} s), found {heartbeat}")
     return Cluster(backplane=url, host=match.group(1) or match.group(2), port=port,
                    db=int(match.group(4) or 0), prefix=prefix, node_ttl=node_ttl,
-                   heartbeat=heartbeat)
+                   heartbeat=heartbeat,
+                   prefer_local_callees=table.boolean("prefer_local_callees") or False)
 
 
 def _parse_metrics(root: _Table) -> Metrics | None:

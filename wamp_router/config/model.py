@@ -349,6 +349,9 @@ class Cluster:
     prefix: str = "wr:"  # Redis key and channel prefix
     node_ttl: float = 3.0  # a node silent for this long is declared dead
     heartbeat: float = 1.0  # how often a node renews its liveness
+    # shared registrations (roundrobin, random): choose among this node's callees
+    # when it has an available one
+    prefer_local_callees: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -99,6 +99,8 @@ class Dealer:
         self._stats = stats or Stats()
         self._ids = SequentialIds()
         self.shared_ids = False  # a cluster: registration ids derived from the URI
+        # a cluster: roundrobin / random choose among this node's callees first
+        self.prefer_local = False
         self._internal_ids = SequentialIds()  # request ids of router-originated calls
         self._map: UriMap[Registration] = UriMap()
         self._by_id: dict[int, Registration] = {}
@@ -348,6 +350,10 @@ class Dealer:
                     and (not c.concurrency or c.inflight < c.concurrency)]
         if not eligible:
             return None
+        if self.prefer_local and reg.invoke in ("roundrobin", "random"):
+            local = [c for c in eligible if c.session.conn > 0]  # (proxies: < 0)
+            if local:
+                eligible = local
         if reg.invoke == "last":
             return eligible[-1]
         if reg.invoke == "random":

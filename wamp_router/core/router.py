@@ -116,6 +116,7 @@ class Router:
         self.realms: dict[str, Realm] = {r.name: Realm(r, rng, self.stats, open_store)
                                          for r in config.realms}
         self._clustered = config.cluster is not None
+        self._prefer_local = config.cluster is not None and config.cluster.prefer_local_callees
         self._virtual: dict[int, RemoteRpc] = {}  # proxy/link conn -> its realm's RemoteRpc
         self._last_virtual = 0
         self.node_id = ""  # a cluster: this node's id (the backplane's), set by the adapter
@@ -278,6 +279,7 @@ class Router:
     def _cluster_realm(self, realm: Realm) -> None:
         realm.broker.cluster = realm.name
         realm.dealer.shared_ids = True
+        realm.dealer.prefer_local = self._prefer_local
         remote = RemoteRpc(realm, lambda: self._virtual_conn(remote), lambda: self.node_id)
         realm.remote = remote
         realm.broker.remote_has = remote.has_subscribers

@@ -204,6 +204,8 @@ class RouterNode:
                 yield self._listen(listener)
         if config.metrics != self.config.metrics:
             log.warn("the metrics endpoint changed: it takes effect at the next restart")
+        if config.cluster != self.config.cluster:
+            log.warn("the [cluster] section changed: it takes effect at the next restart")
         self.config = config
         log.info("config reloaded source={source} realms={realms} closed_sessions={n}",
                  source=config.source, realms=",".join(r.name for r in config.realms),
