@@ -152,7 +152,7 @@ class World:
             if other == node:
                 continue
             kinds = []
-            if (e.realm, topic) in self.exact[other]:
+            if (e.realm, topic) in self.exact[other] and e.exact:  # (else not published)
                 kinds.append("exact")
             if self.patterns[other].all_matches(topic):
                 kinds.append("pattern")

@@ -212,3 +212,32 @@ def test_what_one_node_ended_no_node_serves_any_more() -> None:
             await close(there)
 
         run(main())
+
+
+def test_a_publication_no_other_node_wants_does_not_go_to_redis() -> None:
+    """A node sends a publication to Redis only when another node has a
+    subscriber for it, and from that subscriber's SUBSCRIBED on."""
+    from .test_operations import scrape
+
+    with redis_server() as redis, ExitStack() as stack:
+        a, b = start_node(stack, redis), start_node(stack, redis)
+
+        async def main() -> None:
+            pub, local = await join(a.ws_url), await join(a.ws_url)
+            inbox = Inbox()
+            await subscribe(local, inbox, "local", "com.quiet")
+            sent = scrape(a.metrics_url)["wamp_cluster_sent_total"]
+            for i in range(5):
+                await pub.publish("com.quiet", i, options=ACK)
+            assert [(await inbox.get())[:2] for _ in range(5)] == [
+                ("local", (i,)) for i in range(5)]
+            assert scrape(a.metrics_url)["wamp_cluster_sent_total"] == sent
+            remote = await join(b.ws_url)
+            await subscribe(remote, inbox, "remote", "com.quiet")
+            await pub.publish("com.quiet", "both", options=ACK)
+            got = sorted([(await inbox.get())[:2] for _ in range(2)])
+            assert got == [("local", ("both",)), ("remote", ("both",))]
+            assert scrape(a.metrics_url)["wamp_cluster_sent_total"] == sent + 1
+            await close(pub, local, remote)
+
+        run(main())

@@ -668,37 +668,56 @@ class RedisBackplane:
         env = effect.envelope
         realm = effect.realm
         topic = env["t"]
+        # the topic's channel only when another node subscribes to it (its subscribers
+        # are announced before their SUBSCRIBED leaves), or while that is not certain
+        channel = effect.exact or bool(self._loading) or not self._synced
+        targets = self._pattern_targets(realm, topic)
+        retain = env.get("r")
+        if not (channel or targets or retain):
+            return  # no other node wants it
         try:
-            exact = self._tag + _pack(["exact", realm, env])
+            body = _pack(env)  # once, whatever the number of messages it goes in
         except Exception as exc:  # a payload msgpack cannot carry (a CBOR bignum, a date)
             log.warn("cluster backplane: cannot forward a publication to {topic}: {exc}",
                      topic=topic, exc=exc)
             self.counters["dropped"] += 1
             return
-        sent = 1
-        cmd.command("PUBLISH", self._topic_channel(realm, topic), exact).addErrback(
-            self._failed, "PUBLISH")
-        umap = self.remote.get(realm)
-        if umap is not None and umap.has_patterns():
-            targets: set[str] = set()
-            for nodes in umap.all_matches(topic):
-                targets |= nodes
-            targets.discard(self.node_id)
-            if targets:
-                pattern = self._tag + _pack(["pattern", realm, env])
-                for node in sorted(targets):
-                    cmd.command("PUBLISH", f"{self.config.prefix}n:{node}", pattern).addErrback(
-                        self._failed, "PUBLISH")
-                    sent += 1
-        if env.get("r"):
-            self._retain(cmd, realm, env, 0)
+        sent = 0
+        if channel:
+            cmd.command("PUBLISH", self._topic_channel(realm, topic),
+                        self._envelope("exact", realm, body)).addErrback(self._failed, "PUBLISH")
+            sent = 1
+        if targets:
+            pattern = self._envelope("pattern", realm, body)
+            for node in sorted(targets):
+                cmd.command("PUBLISH", f"{self.config.prefix}n:{node}", pattern).addErrback(
+                    self._failed, "PUBLISH")
+                sent += 1
+        if retain:
+            self._retain(cmd, realm, env, 0, body)
             sent += 1
         self.counters["sent"] += sent
 
-    def _retain(self, cmd: RespProtocol, realm: str, env: dict[str, Any], ms: int) -> None:
+    def _pattern_targets(self, realm: str, topic: str) -> set[str]:
+        """The other nodes with a prefix or wildcard subscription matching ``topic``."""
+        targets: set[str] = set()
+        umap = self.remote.get(realm)
+        if umap is not None and umap.has_patterns():
+            for nodes in umap.all_matches(topic):
+                targets |= nodes
+            targets.discard(self.node_id)
+        return targets
+
+    def _envelope(self, kind: str, realm: str, body: bytes) -> bytes:
+        """This node's tag and ``[kind, realm, envelope]`` packed, the envelope
+        packed already (``body``)."""
+        return self._tag + b"\x93" + _pack(kind) + _pack(realm) + body
+
+    def _retain(self, cmd: RespProtocol, realm: str, env: dict[str, Any], ms: int,
+                body: bytes | None = None) -> None:
         """The topic's retained event (published at ``ms``), in Redis and on every
         node (not delivered), unless Redis has a newer one."""
-        retained = self._tag + _pack(["retained", realm, env])
+        retained = self._envelope("retained", realm, _pack(env) if body is None else body)
         key = self._retained_key(realm)
         cmd.command("EVAL", _RETAIN, 2, key, key + ":ts", env["t"], ms, retained,
                     self._retained_channel(realm)).addErrback(self._failed, "retain")

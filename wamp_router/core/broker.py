@@ -278,9 +278,10 @@ class Broker:
         """The envelope other nodes deliver from: filters travel with it and are
         applied there by ``deliver_remote``, exactly as for a local publication."""
         assert self.cluster is not None
+        exact = self.remote_has is None or self.remote_has(topic, "exact")
         return Forward(self.cluster, {"t": topic, "p": publication, "a": args, "k": kwargs,
                                       "f": filters, "x": exclude, "i": identity or {},
-                                      "r": retain, "s": publisher})
+                                      "r": retain, "s": publisher}, exact)
 
     def deliver_remote(self, env: dict[str, Any], kind: str) -> list[Effect]:
         """A publication made on another node. ``kind``: "exact" (deliver to this

@@ -7,8 +7,9 @@
   sent before (``reason`` for the log).
 - ``Commit()``: call ``router.commit()`` once the current reactor turn is done
   (data-sync writes wait for it: group commit, then broadcast and answers).
-- ``Forward(realm, envelope)``: a publication for the other nodes of a cluster
-  (only when a cluster backplane is configured).
+- ``Forward(realm, envelope, exact)``: a publication for the other nodes of a
+  cluster (only when a cluster backplane is configured); ``exact``: another node
+  has an exact subscriber to its topic, as far as this node knows.
 - ``Interest(realm, topic, match, added)``: this node's first subscription to
   ``(topic, match)`` was created (or its last one removed): the backplane
   subscribes to the publications other nodes make there (or stops).
@@ -82,6 +83,7 @@ COMMIT = Commit()
 class Forward:
     realm: str
     envelope: dict[str, Any]
+    exact: bool = True  # another node has an exact subscriber to the topic (as far as known)
 
 
 @dataclass(slots=True)
