@@ -235,11 +235,12 @@ class Callee(Session):
 
 
 class Caller(Session):
-    def __init__(self, st: State, inflight: int, args: list[Any]) -> None:
+    def __init__(self, st: State, inflight: int, args: list[Any], proc: str = RPC_PROC) -> None:
         super().__init__()
         self.st = st
         self.inflight = inflight
         self.args = args
+        self.proc = proc
         self.sent: dict[int, int] = {}
 
     def start(self) -> None:
@@ -251,7 +252,7 @@ class Caller(Session):
         self.next_req = req + 1
         self.sent[req] = now_ns()
         assert self.conn is not None
-        self.conn.send([CALL, req, {}, RPC_PROC, self.args])
+        self.conn.send([CALL, req, {}, self.proc, self.args])
 
     def on_message(self, msg: Any) -> None:
         code = msg[0]
@@ -271,40 +272,59 @@ class Caller(Session):
             Session.on_message(self, msg)
 
 
+def affine_proc(node: int) -> str:
+    """The procedure of router node `node` in the `affine` rpc case."""
+    return f"{RPC_PROC}.n{node}"
+
+
 class RpcWorkload(Workload):
     """M callers, each with `inflight` calls outstanding, to 1 (or `shared`) callee(s).
 
     Worker 0 hosts the callee(s); callers are dealt to workers 1.. (or to worker 0
     when there is a single worker).
+
+    spec `affine` (cluster): one callee per node, each registering its node's own
+    procedure (`affine_proc`, no shared registration); every caller calls the procedure
+    of the node it is connected to, so no call crosses nodes (`shared` is ignored).
     """
 
     async def setup(self) -> dict[str, Any]:
         ctx, spec = self.ctx, self.spec
+        affine = bool(spec.get("affine"))
         if ctx.index == 0:
-            await self._setup_callees(int(spec.get("shared", 1)))
+            if affine:
+                await self._setup_callees(max(1, len(ctx.targets)), affine=True)
+            else:
+                await self._setup_callees(int(spec.get("shared", 1)))
         first = 1 if ctx.nworkers > 1 else 0
         n_local = base = 0
         if ctx.index >= first:
             n_local = share(int(spec["callers"]), ctx.index - first, ctx.nworkers - first)
             base = global_base(int(spec["callers"]), ctx.index - first, ctx.nworkers - first)
         args = [1, "x" * int(spec.get("payload", 32))]
-        self.callers = [Caller(self.st, int(spec.get("inflight", 1)), args) for _ in range(n_local)]
         nodes = [node_of(ctx, "caller", base + k) for k in range(n_local)]
+        inflight = int(spec.get("inflight", 1))
+        self.callers = [
+            Caller(self.st, inflight, args, affine_proc(nd) if affine else RPC_PROC) for nd in nodes
+        ]
         await open_sessions(ctx, list(self.callers), nodes=nodes)
         self.sessions.extend(self.callers)
         return {"callers": n_local}
 
-    async def _setup_callees(self, shared: int) -> None:
+    async def _setup_callees(self, shared: int, affine: bool = False) -> None:
         callees = [Callee() for _ in range(shared)]
         nodes = [node_of(self.ctx, "callee", k) for k in range(shared)]
         await open_sessions(self.ctx, list(callees), nodes=nodes)
         self.sessions.extend(callees)
         opts = {"invoke": "roundrobin"} if shared > 1 or self.spec.get("roundrobin") else {}
-        for c in callees:
+        for c, nd in zip(callees, nodes, strict=True):
             try:
-                await asyncio.wait_for(c.register(RPC_PROC, opts), 10)
+                if affine:
+                    await asyncio.wait_for(c.register(affine_proc(nd), {}), 10)
+                else:
+                    await asyncio.wait_for(c.register(RPC_PROC, opts), 10)
             except ProtocolError as e:
-                if shared > 1:
+                if shared > 1 and not affine:
                     raise Skip(
                         f"router rejected shared registration (invoke=roundrobin): {e}"
                     ) from e
