@@ -13,6 +13,18 @@ from wamp_router.core.messages import Hello, Message, Welcome
 from wamp_router.core.router import Router
 from wamp_router.core.session import TransportInfo
 
+# realm1, where the anonymous role may do everything (for configs the tests build)
+OPEN_REALM = """
+[[realms]]
+name = "realm1"
+[[realms.roles]]
+name = "anonymous"
+[[realms.roles.permissions]]
+uri = ""
+match = "prefix"
+allow = ["call", "register", "publish", "subscribe"]
+"""
+
 CONFIG = """
 [[listeners]]
 transport = "websocket"
@@ -38,16 +50,7 @@ iterations = 100
 keylen = 32
 role = "user"
 realm = "realm2"
-
-[[realms]]
-name = "realm1"
-[[realms.roles]]
-name = "anonymous"
-[[realms.roles.permissions]]
-uri = ""
-match = "prefix"
-allow = ["call", "register", "publish", "subscribe"]
-
+""" + OPEN_REALM + """
 [[realms]]
 name = "realm2"
 [[realms.roles]]

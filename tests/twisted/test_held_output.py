@@ -9,6 +9,7 @@ from typing import Any
 
 from twisted.internet.task import Clock
 
+from tests.helpers import OPEN_REALM
 from wamp_router.config.loader import load_config_text
 from wamp_router.twisted.driver import Driver
 from wamp_router.twisted.longpoll import LongPollResource, LongPollTransport
@@ -18,14 +19,7 @@ CONFIG = """
 transport = "websocket"
 endpoint = "127.0.0.1:0"
 longpoll = { path = "/lp", max_queue = 5 }
-[[realms]]
-name = "realm1"
-[[realms.roles]]
-name = "anonymous"
-[[realms.roles.permissions]]
-uri = ""
-match = "prefix"
-allow = ["call", "register", "publish", "subscribe"]
+""" + OPEN_REALM + """
 [cluster]
 backplane = "redis://127.0.0.1:1"
 """
