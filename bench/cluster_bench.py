@@ -12,6 +12,14 @@ load generator (wampbench's runner) places its sessions on the nodes round robin
 * fanout  -- 1 publisher on node 0, 100 subscribers dealt over the nodes (so with 2 nodes
              half of them are remote), W publications in flight; events/s, publish->event
              latency (`delivery_latency`).
+* fanout-spread -- --publishers P (default 4) publishers dealt round robin over the nodes
+             (c4: one per node; c2: two per node; plain/c1: all P on the one node), all
+             publishing to the one topic of the 100 subscribers (dealt as in fanout), each
+             with ceil(W/P) publications in flight (so about W in all, as in fanout). The
+             offered load is the same in every variant, only the number of nodes changes.
+             events/s and publish->event latency as for fanout; a publication must reach
+             every subscriber (duplicates / out-of-order events are counted as errors, one
+             not complete after 10 s fails the case).
 * rpc     -- 10 callers dealt over the nodes, N callees (one per node, invoke=roundrobin),
              so calls cross nodes; calls/s, round trip.
 * rpc-affine -- the same callers, one callee per node registering its node's own
@@ -34,7 +42,7 @@ many the host has; the groups are removed at the end (also on errors / Ctrl-C). 
 records the quota and, per node, cpu.stat's nr_periods / nr_throttled / throttled_time over
 the measured window (`cgroup`); the report gives throughput relative to c1 under the same
 quota, per node CPU against the quota, throttling, client and Redis CPU. The default cases
-are then fanout, rpc and rpc-affine with --callers-per-node callers per node.
+are then fanout, fanout-spread, rpc and rpc-affine with --callers-per-node callers per node.
 
     /work/bench-venv/bin/python bench/cluster_bench.py --repeats 3 --duration 3
     /work/bench-venv/bin/python bench/cluster_bench.py --cpu-quota 0.2 --repeats 3 --duration 3
@@ -70,6 +78,7 @@ HERE = Path(__file__).resolve().parent
 VARIANTS = {"plain": 0, "c1": 1, "c2": 2, "c4": 4}  # 0 = no [cluster]
 QUOTA_CALLERS_PER_NODE = 8  # --cpu-quota default: enough to keep a throttled node busy
 QUOTA_WINDOW = 64  # --cpu-quota default fanout window (best of 32/64/128/256 at c1-c4)
+SPREAD_PUBLISHERS = 4  # fanout-spread: one per node at c4, the same load in every variant
 
 
 # --------------------------------------------------------------------------- redis
@@ -421,6 +430,19 @@ def cases(n: int, a: argparse.Namespace) -> list[tuple[str, str, dict[str, Any]]
         out.append(
             ("fanout", "fanout", {"subscribers": a.subscribers, "window": a.window, "payload": 64})
         )
+    if "fanout-spread" in a.cases:
+        out.append(
+            (
+                "fanout-spread",
+                "fanout",
+                {
+                    "subscribers": a.subscribers,
+                    "publishers": a.publishers,
+                    "window": a.window,
+                    "payload": 64,
+                },
+            )
+        )
     if "rpc" in a.cases:
         out.append(
             (
@@ -563,7 +585,7 @@ def add_cgroup_stats(
 def print_rec(rec: dict[str, Any], name: str, cname: str, wl: str) -> None:
     lat = (rec.get("delivery_latency") if wl == "fanout" else rec.get("latency")) or {}
     print(
-        f"  {name:5} {cname:11} {rec['status']:5} {rec.get('throughput', 0):>10,.0f} "
+        f"  {name:5} {cname:13} {rec['status']:5} {rec.get('throughput', 0):>10,.0f} "
         f"{rec.get('unit', '')} p50 {lat.get('p50_ms', 0):.2f} p99 {lat.get('p99_ms', 0):.2f}"
         f" ms  router {rec.get('router', {}).get('cpu', 0):.2f}"
         f" client {rec.get('client', {}).get('cpu', 0):.2f} aux {rec.get('aux_cpu')}"
@@ -683,7 +705,16 @@ def profile_summary(raw: Path, what: str, top: int = 25) -> str:
 
 # --------------------------------------------------------------------------- summary
 
-CASE_ORDER = ["fanout", "rpc", "rpc-affine", "call-same", "call-cross", "event-same", "event-cross"]
+CASE_ORDER = [
+    "fanout",
+    "fanout-spread",
+    "rpc",
+    "rpc-affine",
+    "call-same",
+    "call-cross",
+    "event-same",
+    "event-cross",
+]
 
 
 def summarize(path: Path) -> str:
@@ -789,6 +820,15 @@ def summarize_quota(recs: list[dict[str, Any]]) -> str:
     if warn:
         lines += ["", "Load generator near a full core (the routers may not be the limit):"]
         lines += warn
+    errs = [
+        f"- {c}/{v} repeat {r.get('repeat')}: {r['errors']} errors"
+        for (c, v), rs in ok.items()
+        for r in rs
+        if r.get("errors")
+    ]
+    if errs:
+        lines += ["", "Runs with errors (fanout-spread: duplicate or out-of-order events):"]
+        lines += errs
     return "\n".join(lines)
 
 
@@ -842,7 +882,10 @@ def _quota_row(
     red = med(lambda r: r.get("aux_cpu", {}).get("redis"))
     other = med(lambda r: (r.get("other_busy") or 0.0) - (r.get("aux_cpu", {}).get("redis") or 0))
     pr = rs[0].get("params", {})
-    if rs[0]["workload"] == "fanout":
+    if rs[0]["workload"] == "fanout" and pr.get("publishers"):
+        npub = int(pr["publishers"])
+        ps = f"{pr.get('subscribers')} subs, {npub} pubs×{-(-int(pr.get('window', 32)) // npub)}"
+    elif rs[0]["workload"] == "fanout":
         ps = f"{pr.get('subscribers')} subs, W={pr.get('window')}"
     else:
         ps = f"{pr.get('callers')} callers×{pr.get('inflight', 1)}"
@@ -864,6 +907,24 @@ def _quota_row(
 # --------------------------------------------------------------------------- main
 
 
+def add_fanout_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--subscribers", type=int, default=100)
+    p.add_argument(
+        "--window",
+        type=int,
+        default=None,
+        help="fanout / fanout-spread: publications in flight in all (default 32; with "
+        f"--cpu-quota {QUOTA_WINDOW})",
+    )
+    p.add_argument(
+        "--publishers",
+        type=int,
+        default=SPREAD_PUBLISHERS,
+        help="fanout-spread: publishers in all, dealt round robin over the nodes, each with "
+        f"ceil(window / publishers) publications in flight (default {SPREAD_PUBLISHERS})",
+    )
+
+
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -872,19 +933,13 @@ def parse_args() -> argparse.Namespace:
     p.add_argument(
         "--cases",
         default=None,
-        help="fanout,rpc,rpc-affine,call,event (default fanout,rpc,call,event; "
-        "with --cpu-quota fanout,rpc,rpc-affine)",
+        help="fanout,fanout-spread,rpc,rpc-affine,call,event (default fanout,rpc,call,event; "
+        "with --cpu-quota fanout,fanout-spread,rpc,rpc-affine)",
     )
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--duration", type=float, default=3.0)
     p.add_argument("--warmup", type=float, default=1.0)
-    p.add_argument("--subscribers", type=int, default=100)
-    p.add_argument(
-        "--window",
-        type=int,
-        default=None,
-        help=f"fanout: publications in flight (default 32; with --cpu-quota {QUOTA_WINDOW})",
-    )
+    add_fanout_args(p)
     p.add_argument("--callers", type=int, default=10, help="rpc / rpc-affine callers in all")
     p.add_argument(
         "--callers-per-node",
@@ -942,7 +997,7 @@ def parse_args() -> argparse.Namespace:
     PREFER_LOCAL[0] = a.prefer_local
     quota = a.cpu_quota
     if a.cases is None:
-        a.cases = "fanout,rpc,rpc-affine" if quota else "fanout,rpc,call,event"
+        a.cases = "fanout,fanout-spread,rpc,rpc-affine" if quota else "fanout,rpc,call,event"
     a.cases = a.cases.split(",")
     if quota and a.callers_per_node is None:
         a.callers_per_node = QUOTA_CALLERS_PER_NODE

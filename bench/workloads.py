@@ -19,6 +19,7 @@ import asyncio
 import os
 import random
 import struct
+import sys
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -525,6 +526,304 @@ class FanoutWorkload(Workload):
         res = self.st.result()
         res["pub"] = pub.st.result()
         res["published"] = pub.seq
+        return res
+
+
+# ----------------------------------------------------------------- fanout, several publishers
+
+
+class SpreadTracker:
+    """Like Tracker, for several publishers; counts a publication toward completion only
+    at its first receipt by each subscriber (SpreadSubscriber filters duplicates), and
+    remembers when a publication first reached this process (stall diagnosis)."""
+
+    def __init__(self, st: State, n_local: int, complete: Callable[[int, int], None]) -> None:
+        self.st = st
+        self.n_local = n_local
+        self.counts: dict[int, list[int]] = {}  # key -> [local receipts, first receipt ns]
+        self.complete = complete
+
+    def deliver(self, args: list[Any], key: int) -> None:
+        t = now_ns()
+        st = self.st
+        if st.phase == 1:
+            st.count += 1
+            st.hist.add_ns(t - args[0])
+        c = self.counts.get(key)
+        if c is None:
+            if self.n_local <= 1:
+                self.complete(key, t)
+                return
+            self.counts[key] = [1, t]
+        elif c[0] + 1 >= self.n_local:
+            del self.counts[key]
+            self.complete(key, t)
+        else:
+            c[0] += 1
+
+
+class SpreadSubscriber(Session):
+    """Checks each publisher's events (WAMP: the events of one publisher to one topic reach
+    a subscriber in publication order): a second copy is counted (`dups`) and not delivered
+    again; an event arriving after a later one of its publisher is counted (`reordered`);
+    a missing event stays missing (its publication never completes: SpreadFanoutWorkload
+    reports the stall). Publication key = seq * npubs + publisher, so a publisher's next
+    key is key + npubs."""
+
+    def __init__(self, tracker: SpreadTracker, npubs: int, g: int, node: int) -> None:
+        super().__init__()
+        self.tracker = tracker
+        self.npubs = npubs
+        self.g = g  # global subscriber index
+        self.node = node
+        self.exp = list(range(npubs))  # next expected key of each publisher
+        self.early: set[int] = set()  # keys received while an earlier one is missing
+        self.top = [k - npubs for k in range(npubs)]  # highest key received (when early)
+        self.dups = 0
+        self.reordered = 0
+        self.examples: list[str] = []
+
+    def on_message(self, msg: Any) -> None:
+        if msg[0] == EVENT:
+            args = msg[4]
+            key = args[1]
+            k = key % self.npubs
+            if key == self.exp[k] and not self.early:  # the usual case: in order
+                self.exp[k] = key + self.npubs
+                self.tracker.deliver(args, key)
+            else:
+                self._slow(args, key, k)
+        else:
+            Session.on_message(self, msg)
+
+    def _slow(self, args: list[Any], key: int, k: int) -> None:
+        n, exp, early = self.npubs, self.exp, self.early
+        if key < exp[k] or key in early:
+            self.dups += 1
+            self._example(f"second copy of publisher {k} seq {key // n}")
+            return
+        top = max(self.top[k], exp[k] - n)
+        if key < top:
+            self.reordered += 1
+            self._example(f"publisher {k} seq {key // n} after seq {top // n}")
+        self.top[k] = max(top, key)
+        if key == exp[k]:
+            exp[k] = key + n
+            while exp[k] in early:  # a gap before keys received early is closed
+                early.discard(exp[k])
+                exp[k] += n
+        else:
+            early.add(key)
+        self.tracker.deliver(args, key)
+
+    def _example(self, what: str) -> None:
+        if len(self.examples) < 3:
+            self.examples.append(f"subscriber {self.g} (node {self.node}): {what}")
+
+    def has(self, key: int) -> bool:
+        return key < self.exp[key % self.npubs] or key in self.early
+
+    def missing(self) -> int:
+        """Events not received although a later one of the same publisher was."""
+        n, miss = self.npubs, 0
+        for k in range(n):
+            if self.top[k] > self.exp[k]:  # then top[k] is the highest early key of k
+                got = sum(1 for e in self.early if e % n == k)
+                miss += (self.top[k] - self.exp[k]) // n + 1 - got
+        return miss
+
+
+class SpreadPublisher(Session):
+    """Publisher `k` of `npubs` with `window` publications in flight; its publications
+    have keys k, k + npubs, k + 2 npubs, ...; one completes when all `nprocs` client
+    processes with subscribers reported it (as Publisher, but `inflight`, not `pending`:
+    Session.pending holds the futures of requests)."""
+
+    def __init__(
+        self, k: int, npubs: int, window: int, nprocs: int, payload: str, st: State
+    ) -> None:
+        super().__init__()
+        self.k = k
+        self.npubs = npubs
+        self.window = window
+        self.nprocs = nprocs
+        self.payload = payload
+        self.inflight: dict[int, list[int]] = {}  # key -> [processes left, last t, ts]
+        self.seq = 0
+        self.st = st  # shared by all publishers: publication-level stats
+
+    def start(self) -> None:
+        for _ in range(self.window):
+            self.publish()
+
+    def publish(self) -> None:
+        key = self.seq * self.npubs + self.k
+        self.seq += 1
+        req = self.next_req
+        self.next_req = req + 1
+        ts = now_ns()
+        self.inflight[key] = [self.nprocs, 0, ts]
+        assert self.conn is not None
+        self.conn.send([PUBLISH, req, {}, FANOUT_TOPIC, [ts, key, self.payload]])
+
+    def on_complete(self, key: int, t: int) -> None:
+        p = self.inflight.get(key)
+        if p is None:
+            return
+        p[0] -= 1
+        if t > p[1]:
+            p[1] = t
+        if p[0]:
+            return
+        del self.inflight[key]
+        st = self.st
+        if st.phase == 1:
+            st.count += 1
+            st.hist.add_ns(p[1] - p[2])
+        if st.phase < 2 and not self.lost:
+            self.publish()
+
+
+class SpreadFanoutWorkload(FanoutWorkload):
+    """spec `publishers` P: P publishers (all in worker 0, publisher k on node k mod nodes)
+    publish to one topic, each keeping ceil(window / P) publications in flight, so about
+    `window` in all; N subscribers dealt round robin over workers and nodes, as in fanout.
+
+    A publication completes when every subscriber got it once: each client process counts
+    first receipts per publication (duplicates and order are checked per subscriber and
+    publisher; anomalies are counted in `errors` and printed) and tells worker 0 when all
+    its subscribers have it. A publication not complete after stall_timeout (default 10 s)
+    fails the run with the publication, how many processes still miss it and which of worker
+    0's subscribers do; so does one still pending after the drain. Throughput = events
+    delivered/s, latency = publish -> event per delivery, as in fanout."""
+
+    async def setup(self) -> dict[str, Any]:
+        ctx, spec = self.ctx, self.spec
+        n = int(spec["subscribers"])
+        npubs = int(spec["publishers"])
+        n_local = share(n, ctx.index, ctx.nworkers)
+        nprocs = min(n, ctx.nworkers)
+        self.outq = []
+        self.publisher = None
+        self.pubs: list[SpreadPublisher] = []
+        self.pub_st = State()
+        if ctx.index == 0:
+            window = -(-int(spec.get("window", 32)) // npubs)
+            payload = "x" * int(spec.get("payload", 64))
+            self.pubs = [
+                SpreadPublisher(k, npubs, window, nprocs, payload, self.pub_st)
+                for k in range(npubs)
+            ]
+            await open_sessions(
+                ctx, list(self.pubs), nodes=[node_of(ctx, "publisher", k) for k in range(npubs)]
+            )
+            self.sessions.extend(self.pubs)
+            self._listen_peers()
+            complete = self._complete_local
+        else:
+            complete = self._complete_remote
+        self.stracker = SpreadTracker(self.st, n_local, complete)
+        base = global_base(n, ctx.index, ctx.nworkers)
+        nodes = [node_of(ctx, "subscriber", base + k) for k in range(n_local)]
+        self.subs = [
+            SpreadSubscriber(self.stracker, npubs, base + k, nd) for k, nd in enumerate(nodes)
+        ]
+        await open_sessions(ctx, list(self.subs), nodes=nodes)
+        self.sessions.extend(self.subs)
+        await asyncio.gather(*(asyncio.wait_for(s.subscribe(FANOUT_TOPIC), 30) for s in self.subs))
+        return {"subscribers": n_local, "publishers": len(self.pubs)}
+
+    def _complete_local(self, key: int, t: int) -> None:
+        self.pubs[key % len(self.pubs)].on_complete(key, t)
+
+    def _listen_peers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for fd in self.ctx.peer_read_fds:
+            buf = bytearray()
+
+            def readable(fd: int = fd, buf: bytearray = buf) -> None:
+                data = os.read(fd, 1 << 16)
+                if not data:
+                    loop.remove_reader(fd)
+                    return
+                buf += data
+                k = len(buf) - len(buf) % _REC.size
+                for key, t in _REC.iter_unpack(bytes(buf[:k])):
+                    self._complete_local(key, t)
+                del buf[:k]
+
+            loop.add_reader(fd, readable)
+
+    def _check(self, stall_ns: int) -> None:
+        """Raise if a publication has been incomplete for longer than stall_ns."""
+        t = now_ns()
+        for p in self.pubs:
+            if not p.inflight:
+                continue
+            key, (left, _, ts) = next(iter(p.inflight.items()))
+            if t - ts > stall_ns:
+                n = p.npubs
+                missing = [f"{s.g} (node {s.node})" for s in self.subs if not s.has(key)]
+                raise ProtocolError(
+                    f"fanout-spread: publication {key // n} of publisher {key % n} not "
+                    f"delivered to every subscriber after {(t - ts) / 1e9:.1f} s: {left} of "
+                    f"{p.nprocs} client processes miss it; worker 0's subscribers missing "
+                    f"it: {', '.join(missing[:10]) or 'none'}"
+                    f"{' ...' if len(missing) > 10 else ''} ({len(p.inflight)} of this "
+                    f"publisher's publications in flight)"
+                )
+        for key, (got, t0) in self.stracker.counts.items():  # partly delivered here
+            if t - t0 > stall_ns:
+                n = self.subs[0].npubs
+                missing = [f"{s.g} (node {s.node})" for s in self.subs if not s.has(key)]
+                raise ProtocolError(
+                    f"fanout-spread: publication {key // n} of publisher {key % n} reached "
+                    f"{got} of worker {self.ctx.index}'s {len(self.subs)} subscribers in "
+                    f"{(t - t0) / 1e9:.1f} s; missing: {', '.join(missing[:10])}"
+                )
+
+    async def run(self, times: Times) -> dict[str, Any]:
+        stall_ns = int(float(self.spec.get("stall_timeout", 10.0)) * 1e9)
+
+        def start() -> None:
+            for p in self.pubs:
+                p.start()
+
+        done = schedule(times, self.st, start)
+        if self.pubs:
+            loop = asyncio.get_running_loop()
+            loop.call_later(max(0.0, (times.meas - now_ns()) / 1e9), self.pub_st.begin)
+        while not done.done():
+            await asyncio.sleep(0.1)
+            self._check(stall_ns)
+        self.pub_st.finish()
+        while any(p.inflight for p in self.pubs):  # drain: every publication must complete
+            await asyncio.sleep(0.05)
+            self._check(stall_ns)
+        res = self.st.result()
+        dups = sum(s.dups for s in self.subs)
+        reordered = sum(s.reordered for s in self.subs)
+        missing = sum(s.missing() for s in self.subs)  # so far (worker 0: none, drained)
+        res["errors"] += dups + reordered
+        res["dups"], res["reordered"], res["missing"] = dups, reordered, missing
+        if dups or reordered or missing:
+            ex = [e for s in self.subs for e in s.examples][:5]
+            ex += [
+                f"subscriber {s.g} (node {s.node}): {s.missing()} missing"
+                for s in self.subs
+                if s.missing()
+            ][:3]
+            print(
+                f"*** fanout-spread worker {self.ctx.index}: {dups} duplicate, {reordered} "
+                f"out-of-order events, {missing} missing before a later one of their "
+                f"publisher at the end of the run: {'; '.join(ex)}",
+                file=sys.stderr,
+                flush=True,
+            )
+        if self.pubs:
+            res["pub"] = self.pub_st.result()
+            res["published"] = sum(p.seq for p in self.pubs)
+            res["per_publisher"] = [p.seq for p in self.pubs]
         return res
 
 
@@ -1036,9 +1335,14 @@ class SyncWorkload(Workload):
         return res
 
 
-WORKLOADS: dict[str, type[Workload]] = {
+def fanout_workload(ctx: WorkerCtx) -> Workload:
+    """fanout; with spec `publishers` (cluster_bench's fanout-spread) several publishers."""
+    return SpreadFanoutWorkload(ctx) if ctx.spec.get("publishers") else FanoutWorkload(ctx)
+
+
+WORKLOADS: dict[str, Callable[[WorkerCtx], Workload]] = {
     "rpc": RpcWorkload,
-    "fanout": FanoutWorkload,
+    "fanout": fanout_workload,
     "connect": ConnectWorkload,
     "echo": EchoWorkload,
     "sync": SyncWorkload,
