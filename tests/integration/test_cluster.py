@@ -380,6 +380,11 @@ def test_a_redis_outage_keeps_local_traffic_and_recovers() -> None:
             await local_pub.publish("com.x6.t", "during", options=ACK)
             name, args, _, _ = await inbox.get()
             assert (name, args) == ("local", ("during",))  # local traffic goes on
+            # and replies do not wait for nodes that cannot be asked
+            late = await asyncio.wait_for(join(a.ws_url), 2)
+            await asyncio.wait_for(subscribe(late, inbox, "late-local", "com.x6.u"), 1)
+            await asyncio.wait_for(late.register(lambda: 1, "com.x6.p"), 1)
+            assert await asyncio.wait_for(local_pub.call("com.x6.p"), 1) == 1
             await local_pub.publish("com.x6.r", "kept", options=types.PublishOptions(
                 acknowledge=True, retain=True))
             assert scrape(a.metrics_url)["wamp_cluster_dropped_total"] >= 1
@@ -396,7 +401,7 @@ def test_a_redis_outage_keeps_local_traffic_and_recovers() -> None:
             await subscribe(remote_sub, inbox, "late", "com.x6.r", get_retained=True)
             name, args, _, details = await inbox.get()
             assert (name, args, details.retained) == ("late", ("kept",), True)
-            await close(local_sub, local_pub, remote_sub)
+            await close(local_sub, local_pub, remote_sub, late)
 
         run(main())
 
