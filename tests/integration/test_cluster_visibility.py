@@ -184,7 +184,8 @@ def test_two_nodes_registering_one_procedure_at_once_agree_on_one_callee() -> No
 
 def test_what_one_node_ended_no_node_serves_any_more() -> None:
     """After UNREGISTERED, a call from another node finds no such procedure;
-    after a GOODBYE, the session is gone from every node's session list."""
+    after a callee's GOODBYE, no node routes calls to it any more and the
+    session is gone from every node's session list."""
     from autobahn.wamp.exception import ApplicationError
 
     with redis_server() as redis, ExitStack() as stack:
@@ -202,8 +203,14 @@ def test_what_one_node_ended_no_node_serves_any_more() -> None:
                     raise AssertionError("a call reached a procedure after UNREGISTERED")
                 except ApplicationError as exc:
                     assert exc.error == "wamp.error.no_such_procedure", exc
+                await callee.register(lambda: "here", f"com.end.q{i}")
                 sid = callee.details.session
                 await close(callee)
+                try:
+                    await there.call(f"com.end.q{i}")
+                    raise AssertionError("a call reached a callee after its GOODBYE")
+                except ApplicationError as exc:
+                    assert exc.error == "wamp.error.no_such_procedure", exc
                 try:
                     await there.call("wamp.session.get", sid)
                     raise AssertionError("a session outlived its GOODBYE on another node")
@@ -241,3 +248,14 @@ def test_a_publication_no_other_node_wants_does_not_go_to_redis() -> None:
             await close(pub, local, remote)
 
         run(main())
+
+
+def test_a_node_that_stops_leaves_cleanly_without_an_outage_warning() -> None:
+    from .router_process import stop
+
+    with redis_server() as redis, ExitStack() as stack:
+        a, b = start_node(stack, redis), start_node(stack, redis)
+        stop(b)  # SIGTERM
+        assert b.proc.returncode == 0
+        a.wait_for_line(f"node {b.wait_for_line('node=').split('node=')[1].split()[0]} left")
+        assert "lost the connection to Redis" not in b.output()

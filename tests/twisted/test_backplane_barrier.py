@@ -13,6 +13,7 @@ from twisted.internet.task import Clock
 from tests.twisted.test_backplane_liveness import Recorder
 from wamp_router.cluster.redis import TAG, RedisBackplane
 from wamp_router.config.model import Cluster
+from wamp_router.core.effects import Interest
 
 
 class FakeResp:
@@ -61,9 +62,15 @@ def control(bp: RedisBackplane, *msg: Any) -> None:
     bp._push(bp.ch_ctl.encode(), msgpack.packb(list(msg)))
 
 
+def subscribed(bp: RedisBackplane, topic: str = "t") -> None:
+    """This node's first exact subscriber to ``topic``: a SUBSCRIBE to its channel."""
+    bp.interest(Interest("realm1", topic, "exact", True))
+
+
 def test_a_barrier_waits_for_redis_and_every_other_node() -> None:
     bp, _, _ = backplane({B, C})
     done: list[int] = []
+    subscribed(bp)
     bp.barrier(lambda: done.append(1))
     assert ("PING", "1") in bp.sub.sent  # type: ignore[union-attr]
     assert ("PUBLISH", bp.ch_ctl, msgpack.packb(["ping", bp.node_id, 1])) in bp.cmd.sent  # type: ignore[union-attr]
@@ -79,8 +86,7 @@ def test_alone_it_waits_only_for_its_own_subscribes() -> None:
     done: list[int] = []
     bp.barrier(lambda: done.append(1))
     assert done == [1] and bp.sub.sent == []  # type: ignore[union-attr]
-    bp.interest(type("I", (), {"realm": "realm1", "topic": "t", "match": "exact",
-                               "added": True})())  # type: ignore[arg-type]
+    subscribed(bp)
     bp.barrier(lambda: done.append(2))
     assert done == [1]  # Redis has not confirmed the SUBSCRIBE yet
     bp._push(b"", b"1")
@@ -184,4 +190,24 @@ def test_a_node_that_let_a_barrier_time_out_is_not_waited_for_until_it_answers()
     pong(bp, B, 3)
     assert done == [1, 2]
     pong(bp, C, 3)
+    assert done == [1, 2, 3]
+
+
+def test_without_a_new_subscribe_only_the_nodes_are_asked() -> None:
+    bp, _, _ = backplane({B})
+    done: list[int] = []
+    bp.barrier(lambda: done.append(1))  # a join, a register: no SUBSCRIBE to confirm
+    assert bp.sub.sent == []  # type: ignore[union-attr]
+    pong(bp, B, 1)
+    assert done == [1]
+    subscribed(bp)
+    bp.barrier(lambda: done.append(2))
+    bp.barrier(lambda: done.append(3))  # waits for the PING of 2 as well
+    assert [c for c in bp.sub.sent if c[0] == "PING"] == [  # type: ignore[union-attr]
+        ("PING", "2"), ("PING", "3")]
+    pong(bp, B, 3)
+    assert done == [1]
+    bp._push(b"", b"2")
+    assert done == [1, 2]
+    bp._push(b"", b"3")
     assert done == [1, 2, 3]

@@ -291,6 +291,7 @@ class RedisBackplane:
         self._barriers: dict[int, tuple[set[str], Callable[[], None], Any]] = {}
         self._barrier_no = 0
         self._unconfirmed = False  # a SUBSCRIBE sent since the last PING
+        self._stopping = False  # stop() was called: a lost connection is no outage
         # other nodes' pings that came while this node was (re)joining: answered once
         # it has loaded the others' state (see _now_up)
         self._early_pings: list[list[Any]] = []
@@ -340,6 +341,7 @@ class RedisBackplane:
 
     def stop(self) -> Any:
         """A clean leave: the other nodes forget this node's interest at once."""
+        self._stopping = True
         if self._beat is not None and self._beat.running:
             self._beat.stop()
         d = None
@@ -378,6 +380,8 @@ class RedisBackplane:
         self._loading.clear()
         self._early_pings.clear()  # (their nodes time out, or see us rejoin)
         self._settle(everything=True)  # nobody can answer now: replies go out
+        if self._stopping:
+            return  # a clean stop (stop()), not an outage
         if self.known or was_up:
             self.known.clear()
             self.driver.isolate()  # calls to other nodes fail now
@@ -826,13 +830,19 @@ class RedisBackplane:
             return
         self._barrier_no += 1
         n = self._barrier_no
-        self.sub.send("PING", str(n))
-        self._unconfirmed = False
+        waiting = set(others)
+        if self._unconfirmed or any("" in w for w, _, _ in self._barriers.values()):
+            self.sub.send("PING", str(n))  # Redis has run the SUBSCRIBEs sent before
+            self._unconfirmed = False
+            waiting.add("")
         if everyone:
             self.cmd.command("PUBLISH", self.ch_ctl, _pack(["ping", self.node_id, n])
                              ).addErrback(self._failed, "PUBLISH")
+        if not waiting:  # (only muted nodes: nothing to wait for)
+            done()
+            return
         timer = self.reactor.callLater(self.config.node_ttl, self._barrier_late, n)
-        self._barriers[n] = ({"", *others}, done, timer)
+        self._barriers[n] = (waiting, done, timer)
 
     def _answered(self, who: str, n: int) -> None:
         """``who`` ("" this node's subscriber connection) handled barrier ``n``, and

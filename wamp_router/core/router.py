@@ -668,9 +668,11 @@ class Router:
 
     def _peer_goodbye(self, session: Session) -> list[Effect]:
         realm = session.realm
+        callee = bool(session.registrations)
         effects = self._leave(session)
-        if realm is not None and realm.remote is not None:
-            effects.insert(0, Hold(session.conn))  # GOODBYE once every node knows
+        if callee and realm is not None and realm.remote is not None:
+            # GOODBYE once no node routes calls to its registrations any more
+            effects.insert(0, Hold(session.conn))
         session.move(State.AWAIT_HELLO)
         session.session_id = 0
         session.out_ids = SequentialIds()
