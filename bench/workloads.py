@@ -399,7 +399,7 @@ class Publisher(Session):
         self.window = window
         self.nprocs = nprocs
         self.payload = payload
-        self.pending: dict[int, list[int]] = {}
+        self.outstanding: dict[int, list[int]] = {}
         self.seq = 0
         self.st = State()  # publication-level stats (count = completed publications)
         self.last_progress = time.monotonic()
@@ -414,12 +414,12 @@ class Publisher(Session):
         req = self.next_req
         self.next_req = req + 1
         ts = now_ns()
-        self.pending[idx] = [self.nprocs, 0, ts]
+        self.outstanding[idx] = [self.nprocs, 0, ts]
         assert self.conn is not None
         self.conn.send([PUBLISH, req, {}, FANOUT_TOPIC, [ts, idx, self.payload]])
 
     def on_complete(self, idx: int, t: int) -> None:
-        p = self.pending.get(idx)
+        p = self.outstanding.get(idx)
         if p is None:
             return
         p[0] -= 1
@@ -427,7 +427,7 @@ class Publisher(Session):
             p[1] = t
         if p[0]:
             return
-        del self.pending[idx]
+        del self.outstanding[idx]
         self.last_progress = time.monotonic()
         st = self.st
         if st.phase == 1:
@@ -514,15 +514,15 @@ class FanoutWorkload(Workload):
         loop.call_later(max(0.0, (times.meas - now_ns()) / 1e9), pub.st.begin)
         while not done.done():
             await asyncio.sleep(0.1)
-            if pub.pending and time.monotonic() - pub.last_progress > float(
+            if pub.outstanding and time.monotonic() - pub.last_progress > float(
                 self.spec.get("stall_timeout", 10.0)
             ):
                 raise ProtocolError(
                     f"fanout stalled: no publication completed for "
-                    f"{self.spec.get('stall_timeout', 10.0)} s ({len(pub.pending)} in flight)"
+                    f"{self.spec.get('stall_timeout', 10.0)} s ({len(pub.outstanding)} in flight)"
                 )
         pub.st.finish()
-        await wait_until(lambda: not pub.pending, 2.0)
+        await wait_until(lambda: not pub.outstanding, 2.0)
         res = self.st.result()
         res["pub"] = pub.st.result()
         res["published"] = pub.seq
