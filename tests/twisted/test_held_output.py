@@ -110,3 +110,58 @@ def test_a_registration_taken_back_before_its_registered_left_takes_its_calls() 
     assert got[0][4] == "wamp.error.procedure_already_exists"
     answer = json.loads(caller.queue[-1])
     assert answer[:3] == [8, 48, 9] and answer[4] == "wamp.error.no_available_callee"
+
+
+class SocketPeer:
+    """A socket transport as the driver sees it (send buffer bound included)."""
+
+    max_out = 1 << 62
+    frame_key = ("fake",)
+    _max_buffer = 4096
+
+    def __init__(self) -> None:
+        from wamp_router.wire.serializers import SERIALIZERS
+
+        self.serializer = SERIALIZERS["json"]
+        self.out: list[bytes] = []
+        self.dropped: list[int] = []
+
+    def frame(self, payload: bytes) -> bytes:
+        return payload
+
+    def write(self, data: bytes) -> None:
+        if not self.dropped:  # (a dropped peer takes nothing more, as WampProtocolBase)
+            self.out.append(data)
+
+    def flush(self) -> None: ...
+    def queued(self) -> int:
+        return 0
+
+    def rate_limited(self) -> bool:
+        return False
+
+    def close_after_send(self, reason: str) -> None: ...
+    def slow_consumer(self, buffered: int) -> None:
+        self.dropped.append(buffered)
+
+
+def test_held_output_is_bounded_like_a_send_buffer() -> None:
+    """While the cluster does not confirm, what waits for a peer counts against
+    its send buffer bound: past it, the peer is dropped as a slow consumer."""
+    from wamp_router.core.session import TransportInfo
+
+    driver, cluster, res = setup()
+    peer = SocketPeer()
+    cid = driver.attach(peer, TransportInfo("websocket", "x", res.listener, "json"))
+    pub = lp(driver, res)
+    send(driver, cid, [1, "realm1", {"roles": {"subscriber": {}}}])
+    send(driver, pub.cid, [1, "realm1", {"roles": {"publisher": {}}}])
+    release_all(cluster)
+    written = len(peer.out)
+    send(driver, cid, [32, 1, {}, "com.t"])  # SUBSCRIBED held: the cluster is slow
+    for i in range(40):
+        send(driver, pub.cid, [16, 100 + i, {}, "com.t", ["x" * 200]])
+    assert peer.dropped and peer.dropped[0] > SocketPeer._max_buffer
+    assert len(peer.out) == written and cid not in driver._held
+    release_all(cluster)  # nothing more for it
+    assert len(peer.out) == written

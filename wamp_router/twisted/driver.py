@@ -106,6 +106,7 @@ class Driver:
         self._held: dict[int, deque[tuple[int, list[tuple[Message | None, bytes | str]]]]] = {}
         self._barrier = 0  # the barrier this turn's holds wait for (0: none yet)
         self._barriers = 0  # the last barrier number handed out
+        self._held_size: dict[int, int] = {}  # conn -> bytes held (see _held_add)
 
     # -- connections ------------------------------------------------------
     def attach(self, conn: Connection, transport: TransportInfo) -> int:
@@ -117,6 +118,7 @@ class Driver:
 
     def detach(self, cid: int) -> None:
         self._held.pop(cid, None)
+        self._held_size.pop(cid, None)
         if self._conns.pop(cid, None) is not None:
             self.apply(self.router.lost(cid))
             self.flush()
@@ -282,6 +284,22 @@ class Driver:
             segments = self._held[cid] = deque()
         segments.append((self._barrier, []))
 
+    def _held_add(self, cid: int, conn: Connection, msg: Message | None, data: bytes) -> None:
+        """Queue ``data`` behind the held reply; a peer whose held output passes its
+        send buffer bound (``max_send_buffer``: the cluster did not confirm for that
+        long) is dropped as a slow consumer, as when its socket buffer fills."""
+        segments = self._held[cid]
+        segments[-1][1].append((msg, data))
+        bound = getattr(conn, "_max_buffer", None)
+        if bound is None:
+            return  # (long-poll: its message bound applies when the output is released)
+        size = self._held_size.get(cid, 0) + len(data)
+        self._held_size[cid] = size
+        if size > bound:
+            del self._held[cid]
+            self._held_size.pop(cid, None)
+            conn.slow_consumer(size)  # type: ignore[attr-defined]
+
     def _release(self, barrier: int) -> None:
         """The cluster confirmed ``barrier`` (and every one before it): send what
         waited for it, in order."""
@@ -297,6 +315,7 @@ class Driver:
                         conn.close_after_send(item)
                     else:
                         conn.write(item)
+            self._held_size.pop(cid, None)  # (what stays held is counted from here on)
             if not segments or cid not in self._conns:
                 self._held.pop(cid, None)
         self.flush()
@@ -462,7 +481,7 @@ class Driver:
             return
         held = self._held
         if held and cid in held:
-            held[cid][-1][1].append((msg, conn.frame(payload)))
+            self._held_add(cid, conn, msg, conn.frame(payload))
         else:
             conn.write(conn.frame(payload))
         counts = self.stats.messages_out
@@ -513,7 +532,7 @@ class Driver:
                     continue
                 data = framed[key] = conn.frame(payload)
             if held and cid in held:
-                held[cid][-1][1].append((None, data))
+                self._held_add(cid, conn, None, data)
             else:
                 conn.write(data)
 
