@@ -392,16 +392,23 @@ class Subscriber(Session):
 
 
 class Publisher(Session):
-    """Keeps `window` publications in flight; one completes when all N got it."""
+    """Publisher `k` of `npubs` keeping `window` publications in flight; its publications
+    have keys k, k + npubs, k + 2 npubs, ... (one publisher: 0, 1, 2, ...); one completes
+    when all `nprocs` client processes with subscribers reported it. `st` (publication-level
+    stats) may be shared by several publishers. (`outstanding`, not `pending`:
+    Session.pending holds the futures of requests.)"""
 
-    def __init__(self, window: int, nprocs: int, payload: str) -> None:
+    def __init__(self, window: int, nprocs: int, payload: str, k: int = 0, npubs: int = 1,
+                 st: State | None = None) -> None:
         super().__init__()
         self.window = window
         self.nprocs = nprocs
         self.payload = payload
-        self.outstanding: dict[int, list[int]] = {}
+        self.k = k
+        self.npubs = npubs
+        self.outstanding: dict[int, list[int]] = {}  # key -> [processes left, last t, ts]
         self.seq = 0
-        self.st = State()  # publication-level stats (count = completed publications)
+        self.st = st if st is not None else State()
         self.last_progress = time.monotonic()
 
     def start(self) -> None:
@@ -409,17 +416,17 @@ class Publisher(Session):
             self.publish()
 
     def publish(self) -> None:
-        idx = self.seq
-        self.seq = idx + 1
+        key = self.seq * self.npubs + self.k
+        self.seq += 1
         req = self.next_req
         self.next_req = req + 1
         ts = now_ns()
-        self.outstanding[idx] = [self.nprocs, 0, ts]
+        self.outstanding[key] = [self.nprocs, 0, ts]
         assert self.conn is not None
-        self.conn.send([PUBLISH, req, {}, FANOUT_TOPIC, [ts, idx, self.payload]])
+        self.conn.send([PUBLISH, req, {}, FANOUT_TOPIC, [ts, key, self.payload]])
 
-    def on_complete(self, idx: int, t: int) -> None:
-        p = self.outstanding.get(idx)
+    def on_complete(self, key: int, t: int) -> None:
+        p = self.outstanding.get(key)
         if p is None:
             return
         p[0] -= 1
@@ -427,7 +434,7 @@ class Publisher(Session):
             p[1] = t
         if p[0]:
             return
-        del self.outstanding[idx]
+        del self.outstanding[key]
         self.last_progress = time.monotonic()
         st = self.st
         if st.phase == 1:
@@ -633,57 +640,6 @@ class SpreadSubscriber(Session):
         return miss
 
 
-class SpreadPublisher(Session):
-    """Publisher `k` of `npubs` with `window` publications in flight; its publications
-    have keys k, k + npubs, k + 2 npubs, ...; one completes when all `nprocs` client
-    processes with subscribers reported it (as Publisher, but `inflight`, not `pending`:
-    Session.pending holds the futures of requests)."""
-
-    def __init__(
-        self, k: int, npubs: int, window: int, nprocs: int, payload: str, st: State
-    ) -> None:
-        super().__init__()
-        self.k = k
-        self.npubs = npubs
-        self.window = window
-        self.nprocs = nprocs
-        self.payload = payload
-        self.inflight: dict[int, list[int]] = {}  # key -> [processes left, last t, ts]
-        self.seq = 0
-        self.st = st  # shared by all publishers: publication-level stats
-
-    def start(self) -> None:
-        for _ in range(self.window):
-            self.publish()
-
-    def publish(self) -> None:
-        key = self.seq * self.npubs + self.k
-        self.seq += 1
-        req = self.next_req
-        self.next_req = req + 1
-        ts = now_ns()
-        self.inflight[key] = [self.nprocs, 0, ts]
-        assert self.conn is not None
-        self.conn.send([PUBLISH, req, {}, FANOUT_TOPIC, [ts, key, self.payload]])
-
-    def on_complete(self, key: int, t: int) -> None:
-        p = self.inflight.get(key)
-        if p is None:
-            return
-        p[0] -= 1
-        if t > p[1]:
-            p[1] = t
-        if p[0]:
-            return
-        del self.inflight[key]
-        st = self.st
-        if st.phase == 1:
-            st.count += 1
-            st.hist.add_ns(p[1] - p[2])
-        if st.phase < 2 and not self.lost:
-            self.publish()
-
-
 class SpreadFanoutWorkload(FanoutWorkload):
     """spec `publishers` P: P publishers (all in worker 0, publisher k on node k mod nodes)
     publish to one topic, each keeping ceil(window / P) publications in flight, so about
@@ -705,13 +661,13 @@ class SpreadFanoutWorkload(FanoutWorkload):
         nprocs = min(n, ctx.nworkers)
         self.outq = []
         self.publisher = None
-        self.pubs: list[SpreadPublisher] = []
+        self.pubs: list[Publisher] = []
         self.pub_st = State()
         if ctx.index == 0:
             window = -(-int(spec.get("window", 32)) // npubs)
             payload = "x" * int(spec.get("payload", 64))
             self.pubs = [
-                SpreadPublisher(k, npubs, window, nprocs, payload, self.pub_st)
+                Publisher(window, nprocs, payload, k, npubs, self.pub_st)
                 for k in range(npubs)
             ]
             await open_sessions(
@@ -758,9 +714,9 @@ class SpreadFanoutWorkload(FanoutWorkload):
         """Raise if a publication has been incomplete for longer than stall_ns."""
         t = now_ns()
         for p in self.pubs:
-            if not p.inflight:
+            if not p.outstanding:
                 continue
-            key, (left, _, ts) = next(iter(p.inflight.items()))
+            key, (left, _, ts) = next(iter(p.outstanding.items()))
             if t - ts > stall_ns:
                 n = p.npubs
                 missing = [f"{s.g} (node {s.node})" for s in self.subs if not s.has(key)]
@@ -769,7 +725,7 @@ class SpreadFanoutWorkload(FanoutWorkload):
                     f"delivered to every subscriber after {(t - ts) / 1e9:.1f} s: {left} of "
                     f"{p.nprocs} client processes miss it; worker 0's subscribers missing "
                     f"it: {', '.join(missing[:10]) or 'none'}"
-                    f"{' ...' if len(missing) > 10 else ''} ({len(p.inflight)} of this "
+                    f"{' ...' if len(missing) > 10 else ''} ({len(p.outstanding)} of this "
                     f"publisher's publications in flight)"
                 )
         for key, (got, t0) in self.stracker.counts.items():  # partly delivered here
@@ -797,7 +753,7 @@ class SpreadFanoutWorkload(FanoutWorkload):
             await asyncio.sleep(0.1)
             self._check(stall_ns)
         self.pub_st.finish()
-        while any(p.inflight for p in self.pubs):  # drain: every publication must complete
+        while any(p.outstanding for p in self.pubs):  # drain: every publication must complete
             await asyncio.sleep(0.05)
             self._check(stall_ns)
         res = self.st.result()
