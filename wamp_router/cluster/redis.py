@@ -822,12 +822,6 @@ class RedisBackplane:
             done()
             return
         assert self.cmd is not None and self.sub is not None
-        if not others and not self._unconfirmed and not self._barriers:
-            if everyone:  # a muted node that answers is waited for again
-                self.cmd.command("PUBLISH", self.ch_ctl, _pack(
-                    ["ping", self.node_id, self._barrier_no])).addErrback(self._failed, "PUBLISH")
-            done()
-            return
         self._barrier_no += 1
         n = self._barrier_no
         waiting = set(others)
@@ -835,10 +829,10 @@ class RedisBackplane:
             self.sub.send("PING", str(n))  # Redis has run the SUBSCRIBEs sent before
             self._unconfirmed = False
             waiting.add("")
-        if everyone:
+        if everyone:  # (a muted node is asked too: once it answers, it is waited for)
             self.cmd.command("PUBLISH", self.ch_ctl, _pack(["ping", self.node_id, n])
                              ).addErrback(self._failed, "PUBLISH")
-        if not waiting:  # (only muted nodes: nothing to wait for)
+        if not waiting:  # alone, or only muted nodes: nothing to wait for
             done()
             return
         timer = self.reactor.callLater(self.config.node_ttl, self._barrier_late, n)

@@ -306,10 +306,12 @@ class Driver:
         for cid in list(self._held):
             segments = self._held.get(cid)
             conn = self._conns.get(cid)
+            if conn is None:
+                continue  # (detach dropped what was held for it)
             # (writing may close the connection: a slow long-poll peer, a bridge)
             while segments and segments[0][0] <= barrier and cid in self._conns:
                 for _, item in segments.popleft()[1]:
-                    if conn is None or cid not in self._conns:
+                    if cid not in self._conns:
                         break
                     if type(item) is str:
                         conn.close_after_send(item)
