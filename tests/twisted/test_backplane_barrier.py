@@ -212,3 +212,13 @@ def test_without_a_new_subscribe_only_the_nodes_are_asked() -> None:
     assert done == [1, 2]
     bp._push(b"", b"3")
     assert done == [1, 2, 3]
+
+
+def test_a_malformed_pong_is_ignored() -> None:
+    bp, _, _ = backplane({B})
+    done: list[int] = []
+    bp.barrier(lambda: done.append(1))
+    bp._push(bp.ch_inbox.encode(), B.encode() + msgpack.packb(["pong", "", "x"]))
+    assert done == []
+    pong(bp, B, 1)
+    assert done == [1]

@@ -996,7 +996,8 @@ class RedisBackplane:
             log.warn("cluster backplane: undecodable message on {channel}", channel=channel)
             return
         if kind == "pong":
-            self._answered(sender, env)
+            if type(env) is int:  # (anything else is not ours: ignored)
+                self._answered(sender, env)
             return
         if kind == "rpc" and not self._synced:
             return  # isolated or rejoining: calls between nodes were failed on both sides
