@@ -25,6 +25,7 @@ from wamp_router.config.model import (
     Action,
     AnonymousAuth,
     Auth,
+    Cluster,
     CraPrincipal,
     Heartbeat,
     Listener,
@@ -1060,7 +1061,7 @@ def test_cluster_config_and_its_errors() -> None:
     assert cfg.cluster is not None
     assert (cfg.cluster.host, cfg.cluster.port, cfg.cluster.db) == ("::1", 7001, 3)
     assert load_config_text(base + '[cluster]\nbackplane = "local"\n', "<t>").cluster is None
-    with pytest.raises(ConfigError, match=r"cluster.backplane: expected \"local\""):
+    with pytest.raises(ConfigError, match=r"cluster.backplane: no host; expected \"local\""):
         load_config_text(base + '[cluster]\nbackplane = "redis:/x"\n', "<t>")
     with pytest.raises(ConfigError, match="cluster.heartbeat: must be shorter than node_ttl"):
         load_config_text(base + '[cluster]\nbackplane = "redis://h"\nheartbeat = 5\n', "<t>")
@@ -1081,3 +1082,53 @@ def test_cluster_config_and_its_errors() -> None:
     with pytest.raises(ConfigError, match=r'domains\[0\]\.store: domain "app\." uses store = '
                        r'"redis", which needs a \[cluster\] backplane'):
         load_config_text(shared, "<t>")
+
+
+def test_redis_access_password_tls_and_unix_socket(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from wamp_router.config.loader import load_config_text
+
+    base = (ROOT / "realms" / "default.toml").read_text() + "[cluster]\n"
+
+    def cluster(text: str) -> Cluster:
+        found = load_config_text(base + text, str(tmp_path / "c.toml")).cluster
+        assert found is not None
+        return found
+
+    def error(text: str) -> str:
+        with pytest.raises(ConfigError) as err:
+            load_config_text(base + text, "c.toml")
+        return str(err.value)
+
+    c = cluster('backplane = "redis://app:p%40ss@redis.example:6380/2"\n')
+    assert (c.username, c.password, c.host, c.port, c.db) == ("app", "p@ss", "redis.example",
+                                                              6380, 2)
+    assert c.backplane == "redis://app:***@redis.example:6380/2" and "p@ss" not in repr(c)
+    monkeypatch.setenv("WR_REDIS_PW", "from-env")
+    c = cluster('backplane = "redis://h"\nusername = "u"\npassword = { env = "WR_REDIS_PW" }\n')
+    assert (c.username, c.password, c.tls) == ("u", "from-env", None)
+    (tmp_path / "ca.pem").write_text("x")
+    (tmp_path / "c.toml").write_text("")  # (relative paths are relative to the config file)
+    c = cluster('backplane = "rediss://redis.example"\ntls_ca = "ca.pem"\n')
+    assert c.tls is not None and c.tls.ca == str(tmp_path / "ca.pem") and c.port == 6379
+    assert cluster('backplane = "rediss://h"\n').tls is not None  # the system's trust store
+    c = cluster('backplane = "unix:///run/redis/redis.sock?db=4"\n')
+    assert (c.unix, c.db, c.address) == ("/run/redis/redis.sock", 4, "/run/redis/redis.sock")
+
+    assert "cluster.password: the backplane URL has a password already" in error(
+        'backplane = "redis://:a@h"\npassword = "b"\n')
+    assert "cluster.tls_ca: TLS needs a rediss:// backplane URL" in error(
+        'backplane = "redis://h"\ntls_ca = "ca.pem"\n')
+    assert "a client certificate needs both tls_certificate and tls_key" in error(
+        'backplane = "rediss://h"\ntls_certificate = "/etc/hostname"\n')
+    assert 'cluster.tls_ca: cannot read "/no/such.pem"' in error(
+        'backplane = "rediss://h"\ntls_ca = "/no/such.pem"\n')
+    assert 'unknown URL parameter "x" (only db)' in error('backplane = "unix:///s?x=1"\n')
+    assert "needs an absolute socket path" in error('backplane = "unix://host/s"\n')
+    assert 'database "abc" is not a number' in error('backplane = "redis://h/abc"\n')
+    assert 'unknown scheme "http"' in error('backplane = "http://h"\n')
+    assert "cannot read the URL" in error('backplane = "redis://h:99999"\n')
+    assert 'environment variable "WR_NO_SUCH" is not set' in error(
+        'backplane = "redis://h"\npassword = { env = "WR_NO_SUCH" }\n')
+    shown = error('backplane = "redis://:hunter2@h/x"\n')
+    assert "hunter2" not in shown  # a URL with a password is never echoed

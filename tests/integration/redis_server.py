@@ -26,6 +26,8 @@ class RedisServer:
     proc: subprocess.Popen[bytes] | None = None
     workdir: str = ""
     persist: bool = False  # appendonly: a restart keeps the data
+    extra: tuple[str, ...] = ()  # more redis-server options (TLS, a Unix socket, ACL users)
+    password: str | None = None  # requirepass: the tests' own commands authenticate
 
     def start(self) -> None:
         binary = shutil.which("redis-server")
@@ -35,14 +37,16 @@ class RedisServer:
         self.proc = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "yes" if self.persist else "no", "--appendfsync", "always",
-             "--dir", self.workdir, "--loglevel", "warning"],
+             "--dir", self.workdir, "--loglevel", "warning",
+             *(("--requirepass", self.password) if self.password else ()), *self.extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
+                    s.sendall(self._auth() + b"PING\r\n")
+                    time.sleep(0.02)
+                    if b"+PONG" in s.recv(64):
                         return
             except OSError:
                 pass
@@ -61,17 +65,27 @@ class RedisServer:
 
     def command(self, *args: str) -> bytes:
         """One command over a plain socket (test assertions on Redis state)."""
-        payload = f"*{len(args)}\r\n" + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in args)
         with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
-            s.sendall(payload.encode())
+            s.sendall(self._auth() + _encode(args))
             time.sleep(0.05)
-            return s.recv(65536)
+            reply = s.recv(65536)
+            return reply[5:] if self.password else reply  # (without AUTH's "+OK\r\n")
+
+    def _auth(self) -> bytes:
+        return _encode(("AUTH", self.password)) if self.password else b""
+
+
+def _encode(args: tuple[str, ...]) -> bytes:
+    payload = f"*{len(args)}\r\n" + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in args)
+    return payload.encode()
 
 
 @contextmanager
-def redis_server(persist: bool = False) -> Iterator[RedisServer]:
+def redis_server(persist: bool = False, extra: tuple[str, ...] = (),
+                 password: str | None = None) -> Iterator[RedisServer]:
     with tempfile.TemporaryDirectory() as tmp:
-        server = RedisServer(free_port(), workdir=tmp, persist=persist)
+        server = RedisServer(free_port(), workdir=tmp, persist=persist, extra=extra,
+                             password=password)
         server.start()
         try:
             yield server

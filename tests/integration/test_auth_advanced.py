@@ -7,8 +7,6 @@ TLS (wss:// and RawSocket over TLS with a throw-away self-signed certificate).""
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ipaddress
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,10 +15,6 @@ from typing import Any
 import pytest
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import PublishOptions
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from tests.core.auth_helpers import (
     ARGON_CRED,
@@ -35,6 +29,7 @@ from tests.core.auth_helpers import (
 from .auth_clients import join_as
 from .clients import JoinFailed, close
 from .router_process import RouterProcess, run_router
+from .tls_certs import self_signed
 
 FAILED = "wamp.error.authentication_failed"
 HASHED = "pbkdf2-sha256$1000$c2FsdHNhbHRzYWx0$wUsiOCD46dEeuIHviolrs2K71zdJhPOlw4/y1jkVoow="
@@ -319,27 +314,6 @@ def test_dynamic_authorization(router: RouterProcess) -> None:
 
 
 # ------------------------------------------------------------------ TLS
-
-
-def self_signed(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([
-                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
 
 
 def test_tls_websocket_and_rawsocket(tmp_path: Path) -> None:

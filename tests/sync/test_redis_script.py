@@ -53,6 +53,9 @@ class Conn:
             return fail(RedisError(str(reply)))
         return succeed(reply)
 
+    def fire(self, *args: Any) -> None:  # (an answer nobody waits for)
+        self.raw(*args)
+
     def pushes(self) -> list[Any]:
         self.sock.setblocking(False)
         try:

@@ -30,6 +30,8 @@ class FakeResp:
     def send(self, *args: Any) -> None:
         self.sent.append(args)
 
+    fire = send
+
 
 class Directory(Recorder):
     def __init__(self) -> None:

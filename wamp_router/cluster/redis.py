@@ -41,7 +41,12 @@ import msgpack
 import orjson
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet import task
-from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint
+from twisted.internet.endpoints import (
+    TCP4ClientEndpoint,
+    TCP6ClientEndpoint,
+    UNIXClientEndpoint,
+    wrapClientTLS,
+)
 from twisted.logger import Logger
 
 from ..config.model import Cluster
@@ -242,6 +247,10 @@ def _unpack(data: bytes) -> Any:
 
 class RedisBackplane:
     kind = "redis"
+    # why Redis refused the last connection (AUTH, TLS, ...), for /health; logged
+    # when it changes and then at most once a minute
+    error: str | None = None
+    _error_logged: tuple[str | None, float] = (None, 0.0)
 
     def __init__(self, config: Cluster, reactor: Any, driver: ClusterDriver,
                  realms: Callable[[], list[str]],
@@ -320,17 +329,18 @@ class RedisBackplane:
 
     def status(self) -> dict[str, Any]:
         return {"kind": "redis", "up": self.up, "node": self.node_id,
-                "redis": f"{self.config.host}:{self.config.port}", "nodes": self.nodes}
+                "redis": self.config.address, "nodes": self.nodes,
+                **({"error": self.error} if self.error is not None and not self.up else {})}
 
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> None:
-        host, port = self.config.host, self.config.port
-        make = TCP6ClientEndpoint if ":" in host else TCP4ClientEndpoint
         policy = backoffPolicy(initialDelay=0.1, maxDelay=2.0, factor=1.5)
+        hello = self._hello()
         for push in (None, self._push):
             factory: Any = RespFactory(self._connected, self._lost, push,
-                                       self.driver.flush if push is not None else None)
-            endpoint: Any = make(self.reactor, host, port, timeout=5)
+                                       self.driver.flush if push is not None else None,
+                                       hello, self._refused)
+            endpoint = self._endpoint()
             service = ClientService(endpoint, factory,
                                     retryPolicy=policy, clock=self.reactor)
             service.startService()
@@ -346,9 +356,9 @@ class RedisBackplane:
             self._beat.stop()
         d = None
         if self.cmd is not None:
-            self.cmd.command("ZREM", self.k_nodes, self.node_id)
-            self.cmd.command("DEL", self.k_patterns)
-            self.cmd.command("DEL", self.k_directory)
+            self.cmd.fire("ZREM", self.k_nodes, self.node_id)
+            self.cmd.fire("DEL", self.k_patterns)
+            self.cmd.fire("DEL", self.k_directory)
             d = self.cmd.command("PUBLISH", self.ch_ctl, _pack(["down", self.node_id]))
             d.addErrback(lambda _: None)
         from twisted.internet.defer import gatherResults, maybeDeferred
@@ -360,9 +370,53 @@ class RedisBackplane:
             return stop_services(None)
         return d.addBoth(stop_services)
 
+    def _endpoint(self) -> Any:
+        config = self.config
+        if config.unix is not None:
+            return UNIXClientEndpoint(self.reactor, config.unix, timeout=5)  # type: ignore[no-untyped-call]
+        make = TCP6ClientEndpoint if ":" in config.host else TCP4ClientEndpoint
+        endpoint: Any = make(self.reactor, config.host, config.port, timeout=5)
+        if config.tls is not None:
+            from ..twisted.tls import client_options
+
+            endpoint = wrapClientTLS(client_options(config.tls, config.host), endpoint)
+        return endpoint
+
+    def _hello(self) -> list[tuple[Any, ...]]:
+        """What a connection runs before it is used: AUTH, SELECT, and a PING that
+        says whether Redis wants a password nobody gave."""
+        config = self.config
+        hello: list[tuple[Any, ...]] = []
+        if config.password is not None:
+            user = () if config.username is None else (config.username,)
+            hello.append(("AUTH", *user, config.password))
+        if config.db:
+            hello.append(("SELECT", config.db))
+        hello.append(("PING",))
+        return hello
+
+    def _refused(self, what: str, why: str) -> None:
+        """A connection to Redis failed its opening: say why (the service retries)."""
+        where = self.config.address
+        if what == "AUTH" or why.startswith(("WRONGPASS", "NOAUTH")):
+            user = f" of user {self.config.username!r}" if self.config.username else ""
+            if why.startswith("NOAUTH"):
+                text = f"Redis at {where} wants a password ([cluster] password): {why}"
+            else:
+                text = f"Redis at {where} refused the credentials{user}: {why}"
+        elif what == "connect":
+            text = f"the connection to Redis at {where} closed while opening: {why}"
+        else:
+            text = f"Redis at {where} refused {what}: {why}"
+        self.error = text
+        now = self.reactor.seconds()
+        last, at = self._error_logged
+        if text != last or now - at >= 60:
+            self._error_logged = (text, now)
+            log.error("cluster backplane: {text}; retrying", text=text)
+
     def _connected(self, proto: RespProtocol) -> None:
-        if self.config.db:
-            proto.command("SELECT", self.config.db).addErrback(self._failed, "SELECT")
+        self.error = None
         if proto._push is not None:
             self.sub = proto
         else:
@@ -387,9 +441,8 @@ class RedisBackplane:
             self.driver.isolate()  # calls to other nodes fail now
         if was_up:
             self.counters["reconnects"] += 1
-            log.warn("cluster backplane: lost the connection to Redis at {host}:{port}; "
-                     "serving local traffic only until it is back",
-                     host=self.config.host, port=self.config.port)
+            log.warn("cluster backplane: lost the connection to Redis at {where}; "
+                     "serving local traffic only until it is back", where=self.config.address)
 
     def _sync(self) -> None:
         """After (re)connecting: subscribe, re-assert this node's interest and reload
@@ -405,8 +458,8 @@ class RedisBackplane:
         for i in range(0, len(channels), 500):
             self.sub.send("SUBSCRIBE", *channels[i:i + 500])
         cmd = self.cmd
-        cmd.command("EVAL", _BEAT, 1, self.k_nodes, self.node_id,
-                    int(self.config.node_ttl * 1000)).addErrback(self._failed, "heartbeat")
+        cmd.fire("EVAL", _BEAT, 1, self.k_nodes, self.node_id,
+                    int(self.config.node_ttl * 1000))
         # declared dead while cut off? then end its sessions before announcing them
         cmd.command("GET", self.k_reaped).addCallbacks(
             self._sync_rest, self._sync_failed, callbackArgs=(cmd, realms, shared),
@@ -418,7 +471,7 @@ class RedisBackplane:
             return  # the connection went meanwhile: the next one syncs
         if reaped is not None:
             self._fence_here()
-            cmd.command("DEL", self.k_reaped).addErrback(self._failed, "reaped")
+            cmd.fire("DEL", self.k_reaped)
         self._assert_patterns()
         d = cmd.command("ZRANGE", self.k_nodes, 0, -1)
         d.addCallback(self._load_patterns)
@@ -434,7 +487,7 @@ class RedisBackplane:
             from twisted.internet.defer import gatherResults
 
             for script in (_COMMIT, _READ):
-                cmd.command("SCRIPT", "LOAD", script).addErrback(self._failed, "SCRIPT LOAD")
+                cmd.fire("SCRIPT", "LOAD", script)
             loads = [self._load_records(r, prefixes) for r, prefixes in shared.items()]
             d.addCallback(lambda _: gatherResults(loads, consumeErrors=True))
         d.addCallback(lambda _: self._now_up())
@@ -481,16 +534,16 @@ class RedisBackplane:
                 self._loading[msg[1]].append(msg)
             else:
                 self._apply_delta(msg)
-        log.info("cluster backplane: connected to Redis at {host}:{port} node={node}",
-                 host=self.config.host, port=self.config.port, node=self.node_id)
+        log.info("cluster backplane: connected to Redis at {where} node={node}",
+                 where=self.config.address, node=self.node_id)
 
     def _assert_patterns(self) -> None:
         """Write this node's pattern interest and callees again, and tell the others
         to reload them."""
         assert self.cmd is not None
-        self.cmd.command("DEL", self.k_patterns)
+        self.cmd.fire("DEL", self.k_patterns)
         if self.patterns:
-            self.cmd.command("SADD", self.k_patterns, *[_pack(list(k)) for k in self.patterns])
+            self.cmd.fire("SADD", self.k_patterns, *[_pack(list(k)) for k in self.patterns])
         adverts = self.driver.advertisements()
         self.directory = {self._dir_key(a.realm, a.op, a.entry): _pack([a.realm, a.op, a.entry])
                           for a in adverts}
@@ -499,13 +552,13 @@ class RedisBackplane:
             if a.op == "sub+":
                 self._subs_of.setdefault((a.realm, a.entry["session"]), set()).add(
                     self._dir_key(a.realm, a.op, a.entry))
-        self.cmd.command("DEL", self.k_directory)
+        self.cmd.fire("DEL", self.k_directory)
         flat: list[bytes] = []
         for key, value in self.directory.items():
             flat += [key, value]
         for i in range(0, len(flat), 1000):
-            self.cmd.command("HSET", self.k_directory, *flat[i:i + 1000])
-        self.cmd.command("PUBLISH", self.ch_ctl, _pack(["reload", self.node_id]))
+            self.cmd.fire("HSET", self.k_directory, *flat[i:i + 1000])
+        self.cmd.fire("PUBLISH", self.ch_ctl, _pack(["reload", self.node_id]))
 
     @staticmethod
     def _dir_key(realm: str, op: str, e: dict[str, Any]) -> bytes:
@@ -635,7 +688,7 @@ class RedisBackplane:
         self._fence_here()
         if self.cmd is not None and self.sub is not None:
             self._synced = False
-            self.cmd.command("DEL", self.k_reaped)
+            self.cmd.fire("DEL", self.k_reaped)
             self._sync()
 
     def _fence_here(self) -> None:
@@ -688,14 +741,13 @@ class RedisBackplane:
             return
         sent = 0
         if channel:
-            cmd.command("PUBLISH", self._topic_channel(realm, topic),
-                        self._envelope("exact", realm, body)).addErrback(self._failed, "PUBLISH")
+            cmd.fire("PUBLISH", self._topic_channel(realm, topic),
+                        self._envelope("exact", realm, body))
             sent = 1
         if targets:
             pattern = self._envelope("pattern", realm, body)
             for node in sorted(targets):
-                cmd.command("PUBLISH", f"{self.config.prefix}n:{node}", pattern).addErrback(
-                    self._failed, "PUBLISH")
+                cmd.fire("PUBLISH", f"{self.config.prefix}n:{node}", pattern)
                 sent += 1
         if retain:
             self._retain(cmd, realm, env, 0, body)
@@ -723,8 +775,8 @@ class RedisBackplane:
         node (not delivered), unless Redis has a newer one."""
         retained = self._envelope("retained", realm, _pack(env) if body is None else body)
         key = self._retained_key(realm)
-        cmd.command("EVAL", _RETAIN, 2, key, key + ":ts", env["t"], ms, retained,
-                    self._retained_channel(realm)).addErrback(self._failed, "retain")
+        cmd.fire("EVAL", _RETAIN, 2, key, key + ":ts", env["t"], ms, retained,
+                    self._retained_channel(realm))
 
     def _ms(self) -> int:
         """Now, on Redis's clock as far as this node knows it (see _heartbeat)."""
@@ -746,8 +798,7 @@ class RedisBackplane:
                                      f"the payload cannot be carried to another router "
                                      f"node: {exc}")
             return
-        cmd.command("PUBLISH", f"{self.config.prefix}n:{effect.node}", data).addErrback(
-            self._failed, "PUBLISH")
+        cmd.fire("PUBLISH", f"{self.config.prefix}n:{effect.node}", data)
         self.counters["sent"] += 1
 
     def advertise(self, effect: Advertise) -> None:
@@ -773,12 +824,11 @@ class RedisBackplane:
         if cmd is None:
             return  # re-asserted when Redis is back
         if remove:
-            cmd.command("HDEL", self.k_directory, *remove)
+            cmd.fire("HDEL", self.k_directory, *remove)
         else:
-            cmd.command("HSET", self.k_directory, key, value)
-        cmd.command("PUBLISH", self.ch_ctl, _pack(
-            [effect.op, self.node_id, effect.realm, effect.entry])).addErrback(
-            self._failed, "PUBLISH")
+            cmd.fire("HSET", self.k_directory, key, value)
+        cmd.fire("PUBLISH", self.ch_ctl, _pack(
+            [effect.op, self.node_id, effect.realm, effect.entry]))
 
     def interest(self, effect: Interest) -> None:
         realm, topic, match = effect.realm, effect.topic, effect.match
@@ -800,8 +850,8 @@ class RedisBackplane:
             self.patterns.discard(key)
         if self.cmd is not None:
             packed = _pack(list(key))
-            self.cmd.command("SADD" if effect.added else "SREM", self.k_patterns, packed)
-            self.cmd.command("PUBLISH", self.ch_ctl, _pack(
+            self.cmd.fire("SADD" if effect.added else "SREM", self.k_patterns, packed)
+            self.cmd.fire("PUBLISH", self.ch_ctl, _pack(
                 ["pat+" if effect.added else "pat-", self.node_id, realm, match, topic]))
 
     # -- barriers: a reply that must not run ahead of the cluster ----------------
@@ -830,8 +880,8 @@ class RedisBackplane:
             self._unconfirmed = False
             waiting.add("")
         if everyone:  # (a muted node is asked too: once it answers, it is waited for)
-            self.cmd.command("PUBLISH", self.ch_ctl, _pack(["ping", self.node_id, n])
-                             ).addErrback(self._failed, "PUBLISH")
+            self.cmd.fire("PUBLISH", self.ch_ctl, _pack(["ping", self.node_id, n])
+                             )
         if not waiting:  # alone, or only muted nodes: nothing to wait for
             done()
             return
@@ -880,9 +930,8 @@ class RedisBackplane:
     def _pong(self, node: str, n: int) -> None:
         """Another node's barrier ``n``: everything it announced before is handled."""
         if self.cmd is not None:
-            self.cmd.command("PUBLISH", f"{self.config.prefix}n:{node}",
-                             self._tag + _pack(["pong", "", n])).addErrback(
-                self._failed, "PUBLISH")
+            self.cmd.fire("PUBLISH", f"{self.config.prefix}n:{node}",
+                             self._tag + _pack(["pong", "", n]))
 
     # -- shared data-sync records --------------------------------------------------
     def sync_commit(self, effect: SyncCommit) -> None:
@@ -965,7 +1014,7 @@ class RedisBackplane:
         assert self.cmd is not None
         cmd = self.cmd
         self.driver.sync_loading(realm)  # what the node has now, Redis must still have
-        cmd.command("SET", self._sync_key(realm, "epoch"), secrets.token_hex(8), "NX")
+        cmd.fire("SET", self._sync_key(realm, "epoch"), secrets.token_hex(8), "NX")
         epoch_d = cmd.command("GET", self._sync_key(realm, "epoch"))
         uris: list[str] = []
 

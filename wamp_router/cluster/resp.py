@@ -1,6 +1,8 @@
 """A thin Redis connection for Twisted: RESP requests out, replies parsed by
 ``hiredis.Reader`` (the sans-I/O RESP parser), one Deferred per command in
 order. A connection in subscriber mode hands pushed messages to a callback.
+A connection is ready once its opening commands (AUTH, SELECT, PING) have
+succeeded; one that fails closes it and is reported with Redis's reply.
 
 Commands are never queued while Redis is unreachable: a command on a closed
 connection fails at once (the backplane decides what to drop and counts it).
@@ -9,12 +11,15 @@ connection fails at once (the backplane decides what to drop and counts it).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import hiredis
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
+
+log = Logger()
 
 
 class RedisError(Exception):
@@ -47,28 +52,61 @@ class RespProtocol(Protocol):
 
     def __init__(self, on_ready: Callable[[RespProtocol], None],
                  on_lost: Callable[[RespProtocol], None], push: Push | None = None,
-                 pushed: Callable[[], None] | None = None) -> None:
+                 pushed: Callable[[], None] | None = None,
+                 hello: Sequence[tuple[Any, ...]] = (),
+                 on_refused: Callable[[str, str], None] | None = None) -> None:
         self._reader = hiredis.Reader()
         self._pushed = pushed  # after the pushes of one read (the driver flushes once)
-        self._waiting: deque[Deferred[Any]] = deque()
+        # per command sent, in order: its Deferred, or the name of a fire()d command
+        self._waiting: deque[Deferred[Any] | str] = deque()
         self._on_ready = on_ready
         self._on_lost = on_lost
         self._push = push  # subscriber mode when set
+        # commands run before the connection is ready (AUTH, SELECT, PING): one that
+        # fails closes it, and on_refused(command, Redis's reply) says why
+        self._hello = tuple(hello)
+        self._on_refused = on_refused
         self.open = False
+        self.ready = False
 
     def connectionMade(self) -> None:
         self.open = True
         tune = getattr(self.transport, "setTcpNoDelay", None)
         if tune is not None:
             tune(True)
-        self._on_ready(self)
+        if not self._hello:
+            self._became_ready(None)
+            return
+        *first, last = self._hello
+        for args in first:
+            self.command(*args).addErrback(self._hello_failed, str(args[0]))
+        self.command(*last).addCallbacks(self._became_ready, self._hello_failed,
+                                         errbackArgs=(str(last[0]),))
+
+    def _became_ready(self, _: Any) -> None:
+        if self.open and not self.ready and self._on_refused is not _REFUSED:
+            self.ready = True
+            self._on_ready(self)
+
+    def _hello_failed(self, failure: Any, what: str) -> None:
+        if self.open and self._on_refused is not _REFUSED:
+            if self._on_refused is not None:
+                self._on_refused(what, failure.getErrorMessage())
+            self._on_refused = _REFUSED  # (the commands after it fail too: say it once)
+            self.close()
 
     def connectionLost(self, reason: Any = None) -> None:
         self.open = False
         waiting, self._waiting = self._waiting, deque()
         for d in waiting:
-            d.errback(RedisConnectionLost("connection to Redis lost"))
-        self._on_lost(self)
+            if not isinstance(d, str):
+                d.errback(RedisConnectionLost("connection to Redis lost"))
+        if self.ready:
+            self._on_lost(self)
+        elif self._on_refused not in (None, _REFUSED):  # e.g. a refused TLS handshake
+            assert self._on_refused is not None
+            why = reason.getErrorMessage() if reason is not None else "closed"
+            self._on_refused("connect", why)
 
     def dataReceived(self, data: bytes) -> None:
         self._reader.feed(data)
@@ -88,24 +126,30 @@ class RespProtocol(Protocol):
             reply = self._reader.gets()
             if reply is False:
                 return
-            if self._push is not None and isinstance(reply, list) and reply:
-                kind = reply[0]
-                if kind == b"message":
-                    self._any_push = True
-                    self._push(reply[1], reply[2])
-                    continue
-                if kind == b"pong":  # the answer to PING <token>: push(b"", token)
-                    self._push(b"", reply[1] if len(reply) > 1 else b"")
-                    continue
-                if kind in (b"subscribe", b"unsubscribe"):
-                    continue  # confirmations of a subscriber connection
-            if not self._waiting:
+            if self._push is not None and isinstance(reply, list) and reply \
+                    and self._pushed_reply(reply):
                 continue
-            d = self._waiting.popleft()
-            if isinstance(reply, hiredis.ReplyError):
-                d.errback(RedisError(str(reply)))
+            waiter = self._waiting.popleft() if self._waiting else "a command"
+            if isinstance(waiter, str):  # fire() or send(): only a refusal matters
+                if isinstance(reply, hiredis.ReplyError):
+                    log.error("cluster backplane: Redis refused {command}: {why}",
+                              command=waiter, why=str(reply))
+            elif isinstance(reply, hiredis.ReplyError):
+                waiter.errback(RedisError(str(reply)))
             else:
-                d.callback(reply)
+                waiter.callback(reply)
+
+    def _pushed_reply(self, reply: list[Any]) -> bool:
+        """Handle what a subscriber connection gets unasked; False: a reply."""
+        kind = reply[0]
+        if kind == b"message":
+            self._any_push = True
+            self._push(reply[1], reply[2])  # type: ignore[misc]
+            return True
+        if kind == b"pong":  # the answer to PING <token>: push(b"", token)
+            self._push(b"", reply[1] if len(reply) > 1 else b"")  # type: ignore[misc]
+            return True
+        return kind in (b"subscribe", b"unsubscribe")  # confirmations
 
     def command(self, *args: Any) -> Deferred[Any]:
         if not self.open:
@@ -115,6 +159,13 @@ class RespProtocol(Protocol):
         d: Deferred[Any] = Deferred()
         self._waiting.append(d)
         return d
+
+    def fire(self, *args: Any) -> None:
+        """A command whose answer is not needed (no Deferred): a refusal is logged;
+        nothing happens when the connection is closed (the backplane notices)."""
+        if self.open:
+            self.transport.write(encode(args))
+            self._waiting.append(str(args[0]))
 
     def send(self, *args: Any) -> None:
         """A command on a subscriber connection (no reply is tracked)."""
@@ -127,6 +178,10 @@ class RespProtocol(Protocol):
             self.transport.loseConnection()
 
 
+def _REFUSED(what: str, why: str) -> None:
+    """(marks a connection whose opening commands failed and were reported)"""
+
+
 def _failed(exc: Exception) -> Deferred[Any]:
     d: Deferred[Any] = Deferred()
     d.errback(exc)
@@ -136,8 +191,10 @@ def _failed(exc: Exception) -> Deferred[Any]:
 class RespFactory(Factory):
     def __init__(self, on_ready: Callable[[RespProtocol], None],
                  on_lost: Callable[[RespProtocol], None], push: Push | None = None,
-                 pushed: Callable[[], None] | None = None) -> None:
-        self._args = (on_ready, on_lost, push, pushed)
+                 pushed: Callable[[], None] | None = None,
+                 hello: Sequence[tuple[Any, ...]] = (),
+                 on_refused: Callable[[str, str], None] | None = None) -> None:
+        self._args = (on_ready, on_lost, push, pushed, hello, on_refused)
 
     def buildProtocol(self, addr: Any) -> RespProtocol:
         return RespProtocol(*self._args)

@@ -91,6 +91,14 @@ def _path(table: _Table, text: str) -> Path:
     return path if path.is_absolute() else base_dir(table.ctx.source) / path
 
 
+def readable_path(table: _Table, key: str, text: str) -> str:
+    """``text`` as a path (relative to the config file); reported if unreadable."""
+    path = _path(table, text)
+    if not path.is_file() or not os.access(path, os.R_OK):
+        table.error(key, f"cannot read {_q(str(path))}: no such readable file")
+    return str(path)
+
+
 # ------------------------------------------------------------------- secrets
 
 
@@ -282,9 +290,6 @@ def parse_tls(listener: _Table) -> Tls | None:
         text = table.string(key, required=key != "chain", nonempty=True)
         if text is None:
             continue
-        path = _path(table, text)
-        if not path.is_file() or not os.access(path, os.R_OK):
-            table.error(key, f"cannot read {_q(str(path))}: no such readable file")
-        paths[key] = str(path)
+        paths[key] = readable_path(table, key, text)
     return Tls(certificate=paths.get("certificate", ""), key=paths.get("key", ""),
                chain=paths.get("chain"))

@@ -107,6 +107,7 @@ from wamp_router.config.model import (
     NodeConfig,
     Permission,
     Realm,
+    RedisTls,
     Role,
     ScramPrincipal,
     TcpEndpoint,
@@ -139,7 +140,8 @@ URI_CHECKS: tuple[str, ...] = ("loose", "strict")
 AUTH_METHODS: tuple[str, ...] = ("anonymous", "ticket", "wampcra", "cryptosign", "scram")
 
 _ROOT_KEYS = ("listeners", "realms", "metrics", "cluster")
-_CLUSTER_KEYS = ("backplane", "prefix", "node_ttl", "heartbeat", "prefer_local_callees")
+_CLUSTER_KEYS = ("backplane", "prefix", "node_ttl", "heartbeat", "prefer_local_callees",
+                 "username", "password", "tls_ca", "tls_certificate", "tls_key")
 _METRICS_KEYS = ("endpoint", "path", "health_path")
 _LIMITS_KEYS = ("max_send_buffer", "max_sessions", "max_message_rate", "message_burst",
                 "rate_limit_action")
@@ -575,32 +577,124 @@ def _check_sync_stores(root: _Table, realms: tuple[Realm, ...], cluster: Cluster
                                'needs a [cluster] backplane = "redis://HOST[:PORT][/DB]"')
 
 
+_REDIS_URL = 'redis://[USER[:PASSWORD]@]HOST[:PORT][/DB], rediss://... (TLS) or unix:///PATH[?db=DB]'
+
+
 def _parse_cluster(root: _Table, realms: tuple[Realm, ...]) -> Cluster | None:
     table = root.table("cluster")
     if table is None:
         return None
     table.check_keys(_CLUSTER_KEYS)
-    url = table.string("backplane", required=True, nonempty=True)
+    url = table.string("backplane", required=True, nonempty=True, secret=True)
     if url is None or url == "local":
         return None
-    match = re.fullmatch(r"redis://(?:\[([0-9a-fA-F:.]+)\]|([^:/\[\]]+))(?::(\d+))?(?:/(\d+))?/?",
-                         url)
-    if match is None:
-        table.error("backplane", f'expected "local" or "redis://HOST[:PORT][/DB]", found {_q(url)}')
+    where = _redis_url(table, url)
+    if where is None:
         return None
-    port = int(match.group(3) or 6379)
-    if not 0 < port < 65536:
-        table.error("backplane", f"port {port} is out of range (1..65535)")
     prefix = table.string("prefix", nonempty=True) or "wr:"
     ttl = table.seconds("node_ttl")
     beat = table.seconds("heartbeat")
     node_ttl, heartbeat = ttl or 3.0, beat or 1.0
     if heartbeat >= node_ttl:
         table.error("heartbeat", f"must be shorter than node_ttl ({node_ttl} s), found {heartbeat}")
-    return Cluster(backplane=url, host=match.group(1) or match.group(2), port=port,
-                   db=int(match.group(4) or 0), prefix=prefix, node_ttl=node_ttl,
-                   heartbeat=heartbeat,
+    username = table.string("username", nonempty=True)
+    password = auth_loader.secret(table, "password")
+    if where["password"] is not None and password is not None:
+        table.error("password", "the backplane URL has a password already; give it in one "
+                    "place (password = { env = ... } keeps it out of the file)")
+    if where["username"] is not None and username is not None:
+        table.error("username", "the backplane URL names a user already")
+    tls = _redis_tls(table, bool(where["tls"]))
+    return Cluster(backplane=where["shown"], host=where["host"], port=where["port"],
+                   db=where["db"], unix=where["unix"],
+                   username=username if username is not None else where["username"],
+                   password=password if password is not None else where["password"],
+                   tls=tls, prefix=prefix, node_ttl=node_ttl, heartbeat=heartbeat,
                    prefer_local_callees=table.boolean("prefer_local_callees") or False)
+
+
+def _redis_url(table: _Table, url: str) -> dict[str, Any] | None:
+    """The parts of a Redis URL, or None (reported). Issues never show a password."""
+    from urllib.parse import unquote, urlsplit
+
+    def bad(problem: str) -> None:
+        table.error("backplane", f"{problem}; expected \"local\" or {_REDIS_URL}")
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises for a port that is no number or out of range)
+    except ValueError as exc:
+        bad(f"cannot read the URL ({exc})")
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in ("redis", "rediss", "unix"):
+        bad(f"unknown scheme {_q(scheme)}" if scheme else "not a URL")
+        return None
+    password = unquote(parts.password) if parts.password is not None else None
+    username = unquote(parts.username) if parts.username else None
+    shown = url
+    if parts.password is not None:
+        shown = url.replace(":" + parts.password + "@", ":***@", 1)
+    found: dict[str, Any] = {"shown": shown, "username": username, "password": password,
+                             "tls": scheme == "rediss", "unix": None, "host": "127.0.0.1",
+                             "port": 6379, "db": 0}
+    where = _redis_socket(parts, bad) if scheme == "unix" else _redis_host(table, parts, bad)
+    if where is None:
+        return None
+    found.update(where)
+    db = found["db"]
+    if not db.isdigit():
+        bad(f"database {_q(db)} is not a number")
+        return None
+    found["db"] = int(db)
+    return found
+
+
+def _redis_socket(parts: Any, bad: Callable[[str], None]) -> dict[str, Any] | None:
+    from urllib.parse import parse_qs, unquote
+
+    if not parts.path or parts.hostname:
+        bad("a unix:// URL needs an absolute socket path (unix:///run/redis.sock)")
+        return None
+    query = parse_qs(parts.query)
+    db = query.pop("db", ["0"])[-1]
+    if query:
+        bad(f"unknown URL parameter {_q(next(iter(query)))} (only db)")
+        return None
+    return {"unix": unquote(parts.path), "db": db}
+
+
+def _redis_host(table: _Table, parts: Any, bad: Callable[[str], None]) -> dict[str, Any] | None:
+    if not parts.hostname:
+        bad("no host")
+        return None
+    if parts.query or parts.fragment:
+        bad("no URL parameters are read from a redis:// URL")
+        return None
+    if parts.port == 0:
+        table.error("backplane", "port 0 is out of range (1..65535)")
+    return {"host": parts.hostname, "port": parts.port or 6379,
+            "db": parts.path.strip("/") or "0"}
+
+
+def _redis_tls(table: _Table, tls: bool) -> RedisTls | None:
+    paths: dict[str, str | None] = {}
+    for key in ("tls_ca", "tls_certificate", "tls_key"):
+        text = table.string(key, nonempty=True)
+        if text is None:
+            paths[key] = None
+            continue
+        if not tls:
+            table.error(key, "TLS needs a rediss:// backplane URL")
+        path = auth_loader.readable_path(table, key, text)
+        paths[key] = path
+    if (paths["tls_certificate"] is None) != (paths["tls_key"] is None):
+        table.error("tls_key" if paths["tls_key"] is None else "tls_certificate",
+                    "a client certificate needs both tls_certificate and tls_key")
+    if not tls:
+        return None
+    return RedisTls(ca=paths["tls_ca"], certificate=paths["tls_certificate"],
+                    key=paths["tls_key"])
 
 
 def _parse_metrics(root: _Table) -> Metrics | None:

@@ -339,13 +339,33 @@ class Metrics:
 
 
 @dataclass(frozen=True, slots=True)
+class RedisTls:
+    """TLS to Redis (``rediss://``): the server is verified against ``ca`` (PEM
+    file; the system's trust store when None) and the host name; ``certificate``
+    and ``key`` (PEM files) when Redis asks for a client certificate."""
+
+    ca: str | None = None
+    certificate: str | None = None
+    key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Cluster:
     """Several router processes serving the same realms through a Redis backplane."""
 
-    backplane: str  # "redis://HOST:PORT[/DB]"
+    backplane: str  # the URL as configured, its password replaced by "***"
     host: str = "127.0.0.1"
     port: int = 6379
     db: int = 0
+    unix: str | None = None  # a Unix socket path (unix://) instead of host and port
+    username: str | None = None  # Redis 6 ACL user (AUTH username password)
+    password: str | None = field(default=None, repr=False)
+    tls: RedisTls | None = None  # rediss://
+
+    @property
+    def address(self) -> str:
+        """Where Redis is, for messages (never with the password)."""
+        return self.unix if self.unix is not None else f"{self.host}:{self.port}"
     prefix: str = "wr:"  # Redis key and channel prefix
     node_ttl: float = 3.0  # a node silent for this long is declared dead
     heartbeat: float = 1.0  # how often a node renews its liveness

@@ -135,17 +135,17 @@ class RouterNode:
         if self.backplane is not None:
             # join the cluster before taking clients: what they do must reach the others
             self.backplane.start()
-            log.info("cluster backplane redis={host}:{port} node={node}",
-                     host=self.backplane.config.host, port=self.backplane.config.port,
-                     node=self.backplane.node_id)
+            log.info("cluster backplane redis={where} node={node}",
+                     where=self.backplane.config.address, node=self.backplane.node_id)
             waited = 0.0
             limit = max(5.0, 2 * self.backplane.config.node_ttl)
             while not self.backplane.up and waited < limit:
                 yield task.deferLater(self.reactor, 0.05, lambda: None)
                 waited += 0.05
             if not self.backplane.up:
-                log.warn("cluster backplane: Redis not reachable after {s:.0f} s; serving "
-                         "local traffic until it is", s=limit)
+                why = f" ({self.backplane.error})" if self.backplane.error else ""
+                log.warn("cluster backplane: Redis not reachable after {s:.0f} s{why}; "
+                         "serving local traffic until it is", s=limit, why=why)
         for listener in self.config.listeners:
             yield self._listen(listener)
         if self.config.metrics is not None:

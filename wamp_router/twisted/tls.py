@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..config.model import Tls
+from ..config.model import RedisTls, Tls
 
 _PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
 
@@ -59,3 +59,31 @@ def wrap(factory: Any, tls: Tls | None) -> Any:
     wrapper = TLSMemoryBIOFactory(server_options(tls), False, factory)
     wrapper.noisy = False
     return wrapper
+
+
+def client_options(tls: RedisTls, hostname: str) -> Any:
+    """TLS options for a connection to Redis (``rediss://``): the server's
+    certificate must chain to ``tls.ca`` (or the system's trust store) and name
+    ``hostname``; a client certificate when configured."""
+    from OpenSSL import SSL, crypto
+    from twisted.internet import ssl
+
+    trust: Any = ssl.platformTrust()
+    if tls.ca is not None:
+        try:
+            found = _PEM_CERT.findall(Path(tls.ca).read_bytes())
+            roots = [ssl.Certificate.loadPEM(pem) for pem in found]
+        except (OSError, SSL.Error, crypto.Error) as exc:
+            raise TlsSetupError(f"cannot use Redis CA file {tls.ca}: {exc}") from exc
+        if not roots:
+            raise TlsSetupError(f"no PEM certificate in Redis CA file {tls.ca}")
+        trust = ssl.trustRootFromCertificates(roots)
+    client = None
+    if tls.certificate is not None and tls.key is not None:
+        try:
+            client = ssl.PrivateCertificate.loadPEM(
+                Path(tls.certificate).read_bytes() + b"\n" + Path(tls.key).read_bytes())
+        except (OSError, SSL.Error, crypto.Error) as exc:
+            raise TlsSetupError(f"cannot use Redis client certificate {tls.certificate} "
+                                f"with key {tls.key}: {exc}") from exc
+    return ssl.optionsForClientTLS(hostname, trustRoot=trust, clientCertificate=client)
