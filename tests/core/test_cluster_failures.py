@@ -228,3 +228,22 @@ def test_the_node_that_declares_a_death_sends_its_meta_events() -> None:
     topics = [m.details.get("topic") for m in w.inbox[2] if isinstance(m, Event)]
     assert topics == ["wamp.subscription.on_unsubscribe", "wamp.subscription.on_delete",
                       "wamp.registration.on_unregister", "wamp.registration.on_delete"]
+
+
+def test_first_and_last_are_the_same_callee_seen_from_every_node() -> None:
+    """Callees on three nodes register a "first" (then a "last") procedure at
+    nearly the same moment; each node hears of the others' in a different order,
+    yet every caller reaches the callee that registered first (last), because
+    the callees are ordered by when they registered, not by when a node heard."""
+    for policy, expected in (("first", 1), ("last", 2)):
+        w = World(3, [0, 1, 2, 0, 1, 2])  # callees 0-2, a caller on every node
+        w.auto_answer = True
+        for client, at in ((2, 2.0), (1, 0.0), (0, 1.0)):  # n2 registers last, n1 first
+            node, conn = w.clients[client]
+            w.apply(node, w.routers[node].receive(
+                conn, Register(client, {"invoke": policy}, "p.ordered"), w.now + at))
+        w.drain()
+        for caller in (3, 4, 5):
+            w.send(caller, Call(caller, {}, "p.ordered", []))
+            [result] = [m for m in w.inbox[caller] if isinstance(m, Result)]
+            assert result.args == [expected], (policy, caller)

@@ -141,11 +141,25 @@ class Dealer:
         elif any(c.session is session for c in reg.callees):
             raise WampError(PROCEDURE_ALREADY_EXISTS,
                             f"this session already registered {msg.procedure!r}")
-        reg.callees.append(callee)
+        self._add_callee(reg, callee)
         session.add_registration(reg.id)
         effects.insert(0, Send(session.conn, Registered(msg.request, reg.id)))
         effects.extend(self._emit("wamp.registration.on_register", [session.session_id, reg.id]))
         return effects
+
+    def _add_callee(self, reg: Registration, callee: Callee) -> None:
+        """In a cluster, "first" and "last" callees are ordered by when they
+        registered (each on its own node's clock, then by session id), so every
+        node agrees which one is first, whatever order it heard of them in."""
+        callees = reg.callees
+        if not self.shared_ids or reg.invoke not in ("first", "last"):
+            callees.append(callee)
+            return
+        key = (callee.created, callee.session.session_id)
+        i = len(callees)
+        while i and (callees[i - 1].created, callees[i - 1].session.session_id) > key:
+            i -= 1
+        callees.insert(i, callee)
 
     def unregister(self, session: Session, msg: Unregister) -> list[Effect]:
         reg = self._by_id.get(msg.registration)
@@ -187,7 +201,7 @@ class Dealer:
             return False
         if any(c.session is proxy for c in reg.callees):
             return True
-        reg.callees.append(Callee(proxy, concurrency, forward_timeout, created=created or now))
+        self._add_callee(reg, Callee(proxy, concurrency, forward_timeout, created=created or now))
         reg.created = min(reg.created, created or now)  # the cluster's first callee's time
         proxy.add_registration(reg.id)
         return True
