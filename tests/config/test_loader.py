@@ -1115,6 +1115,17 @@ def test_redis_access_password_tls_and_unix_socket(tmp_path: Path,
     c = cluster('backplane = "unix:///run/redis/redis.sock?db=4"\n')
     assert (c.unix, c.db, c.address) == ("/run/redis/redis.sock", 4, "/run/redis/redis.sock")
 
+    c = cluster('backplane = "redis+sentinel://:pw@s1,[::1]:26380/mymaster/1"\n'
+                'sentinel_password = "sp"\n')
+    assert (c.sentinels, c.service, c.db, c.password, c.sentinel_password) == (
+        (("s1", 26379), ("::1", 26380)), "mymaster", 1, "pw", "sp")
+    assert c.address == "the master of 'mymaster' (Sentinel s1:26379,[::1]:26380)"
+    assert "names the service after the Sentinels" in error(
+        'backplane = "redis+sentinel://s1"\n')
+    assert 'cannot read the Sentinel address "s2:0"' in error(
+        'backplane = "redis+sentinel://s1,s2:0/m"\n')
+    assert "cluster.sentinel_password: needs a redis+sentinel:// backplane URL" in error(
+        'backplane = "redis://h"\nsentinel_password = "sp"\n')
     assert "cluster.password: the backplane URL has a password already" in error(
         'backplane = "redis://:a@h"\npassword = "b"\n')
     assert "cluster.tls_ca: TLS needs a rediss:// backplane URL" in error(

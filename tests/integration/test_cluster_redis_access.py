@@ -1,6 +1,7 @@
 """How nodes reach a production Redis: a password (also from an environment
 variable) or an ACL user limited to the cluster's prefix, TLS with a client
-certificate (``rediss://``), a Unix socket (``unix://``); and what an operator
+certificate (``rediss://``), a Unix socket (``unix://``), Redis Sentinel
+(``redis+sentinel://``: the nodes follow a failover); and what an operator
 sees when Redis refuses the node: a log line and ``/health`` naming the reason,
 the password never shown, local traffic served, and the node joins as soon as
 Redis accepts it."""
@@ -8,15 +9,18 @@ Redis accepts it."""
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
 from autobahn.wamp.types import PublishOptions
 
 from .clients import close, join
-from .redis_server import free_port, redis_server
+from .redis_server import RedisServer, free_port, redis_server
 from .router_process import RouterProcess, run_router
 from .test_cluster import CONFIG, health, run
 from .tls_certs import self_signed
@@ -27,8 +31,9 @@ BASE = CONFIG.split("[cluster]")[0]  # listeners, realm1, metrics
 SHARED = '[realms.sync]\n[[realms.sync.domains]]\nprefix = "app.doc."\nstore = "redis"\n'
 
 
-def node(stack: ExitStack, cluster: str, *, joined: bool = True) -> RouterProcess:
-    rp = stack.enter_context(run_router(BASE + SHARED + "[cluster]\nnode_ttl = 1.5\n"
+def node(stack: ExitStack, cluster: str, *, joined: bool = True,
+         node_ttl: float = 1.5) -> RouterProcess:
+    rp = stack.enter_context(run_router(BASE + SHARED + f"[cluster]\nnode_ttl = {node_ttl}\n"
                                         "heartbeat = 0.3\n" + cluster, expect_listeners=3))
     if joined:
         rp.wait_for_line("cluster backplane: connected", timeout=15)
@@ -49,7 +54,7 @@ def crosses(a: RouterProcess, b: RouterProcess) -> None:
         assert (await callee.call("sync.create", record, {"n": 1}))["v"] == 1
         patch = [{"op": "x-inc", "path": "/n", "by": 1}]
         assert (await caller.call("sync.patch", record, patch))["v"] == 2
-        assert (await callee.call("sync.get", record))["value"] == {"n": 2}
+        assert (await caller.call("sync.get", record))["value"] == {"n": 2}
         await caller.publish("com.access.news", "hello", options=PublishOptions(acknowledge=True))
         deadline = time.monotonic() + 5
         while not got and time.monotonic() < deadline:
@@ -154,3 +159,63 @@ def test_a_bad_client_certificate_stops_the_start(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError) as err, run_router(text, expect_listeners=3):
         pass
     assert "cannot start: cannot use Redis client certificate" in str(err.value)
+
+
+@contextmanager
+def sentinel(tmp: Path, master: RedisServer, service: str = "wr-test") -> Iterator[int]:
+    """A Redis Sentinel watching ``master`` (quorum 1, down after 0.5 s); its port."""
+    port = free_port()
+    conf = tmp / "sentinel.conf"
+    conf.write_text(f"port {port}\nbind 127.0.0.1\ndir {tmp}\n"
+                    f"sentinel monitor {service} 127.0.0.1 {master.port} 1\n"
+                    f"sentinel down-after-milliseconds {service} 500\n"
+                    f"sentinel failover-timeout {service} 2000\n")
+    binary = shutil.which("redis-server")
+    assert binary is not None
+    proc = subprocess.Popen([binary, str(conf), "--sentinel", "--loglevel", "warning"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        probe = RedisServer(port)
+        deadline = time.monotonic() + 10
+        while b"127.0.0.1" not in _try(probe, "SENTINEL", "get-master-addr-by-name", service):
+            assert time.monotonic() < deadline, "the Sentinel did not start"
+            time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
+def _try(server: RedisServer, *args: str) -> bytes:
+    try:
+        return server.command(*args)
+    except OSError:
+        return b""
+
+
+def test_behind_sentinel_the_nodes_follow_a_failover(tmp_path: Path) -> None:
+    with redis_server() as master, ExitStack() as stack:
+        replica = stack.enter_context(redis_server(
+            extra=("--replicaof", "127.0.0.1", str(master.port))))
+        s = stack.enter_context(sentinel(tmp_path, master))
+        # (no Sentinel on port 1: the next one is asked)
+        cluster = f'backplane = "redis+sentinel://127.0.0.1:1,127.0.0.1:{s}/wr-test"\n'
+        a, b = node(stack, cluster, node_ttl=3.0), node(stack, cluster, node_ttl=3.0)
+        assert f"127.0.0.1:{master.port}" in a.wait_for_line("cluster backplane: connected")
+        crosses(a, b)
+        deadline = time.monotonic() + 10
+        while b"connected_slaves:1" not in _try(master, "INFO", "replication"):
+            assert time.monotonic() < deadline, "the replica did not catch up"
+            time.sleep(0.05)
+        master.proc.kill()  # type: ignore[union-attr]  # the master dies: Sentinel promotes
+        for rp in (a, b):
+            deadline = time.monotonic() + 30
+            while f"Redis at {sentinel_name(s)}: 127.0.0.1:{replica.port}" not in rp.output():
+                assert time.monotonic() < deadline, rp.output()
+                time.sleep(0.1)
+        assert health(a)["backplane"]["master"] == f"127.0.0.1:{replica.port}"
+        crosses(a, b)  # calls, publications and data-sync records go on, through the new master
+
+
+def sentinel_name(port: int) -> str:
+    return f"the master of 'wr-test' (Sentinel 127.0.0.1:1,127.0.0.1:{port})"

@@ -12,15 +12,17 @@ from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 
 from wamp_router.cluster.resp import RedisConnectionLost, RespProtocol, encode
+from wamp_router.cluster.sentinel import is_master
 
 
 class Opened:
-    def __init__(self, hello: tuple[tuple[Any, ...], ...]) -> None:
+    def __init__(self, hello: tuple[tuple[Any, ...], ...], verify: Any = None) -> None:
         self.ready: list[RespProtocol] = []
         self.lost: list[RespProtocol] = []
         self.refused: list[tuple[str, str]] = []
         self.proto = RespProtocol(self.ready.append, self.lost.append, hello=hello,
-                                  on_refused=lambda what, why: self.refused.append((what, why)))
+                                  on_refused=lambda what, why: self.refused.append((what, why)),
+                                  verify=verify)
         self.transport = StringTransport()
         self.proto.makeConnection(self.transport)
 
@@ -82,3 +84,17 @@ def test_fire_logs_a_refusal_and_ignores_a_lost_connection() -> None:
         assert o.lost == [o.proto] and len(logged) == 1
     finally:
         globalLogPublisher.removeObserver(observe)
+
+
+def test_behind_sentinel_a_replica_is_refused_and_readonly_reconnects() -> None:
+    o = Opened((("ROLE",),), verify=is_master)
+    o.proto.dataReceived(b"*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:6379\r\n"
+                         b"$9\r\nconnected\r\n:1\r\n")
+    assert o.refused == [("ROLE", "it is a slave, not the master (a failover is under way?)")]
+    assert o.ready == [] and o.transport.disconnecting
+    o = Opened((("ROLE",),), verify=is_master)
+    o.proto.dataReceived(b"*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n")
+    assert o.ready == [o.proto]
+    o.proto.fire("PUBLISH", "ch", "x")  # the master became a replica since
+    o.proto.dataReceived(b"-READONLY You can't write against a read only replica.\r\n")
+    assert o.transport.disconnecting  # the next connection asks the Sentinels again

@@ -53,6 +53,7 @@ from ..config.model import Cluster
 from ..core.effects import Advertise, Forward, Interest, Relay, SyncCommit, SyncFetch, SyncReset
 from ..core.urimap import UriMap
 from .resp import RedisConnectionLost, RedisError, RespFactory, RespProtocol
+from .sentinel import SentinelEndpoint, is_master
 
 log = Logger(namespace="wamp_router")
 
@@ -237,6 +238,11 @@ _DELTAS = frozenset({"pat+", "pat-", "reg+", "reg-", "sess+", "sess-", "test", "
                      "ping"})
 
 
+def _peer(proto: RespProtocol) -> str:
+    peer = proto.transport.getPeer() if proto.transport is not None else None
+    return f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}"
+
+
 def _pack(obj: Any) -> bytes:
     return msgpack.packb(obj, use_bin_type=True)  # type: ignore[no-any-return]
 
@@ -250,6 +256,7 @@ class RedisBackplane:
     # why Redis refused the last connection (AUTH, TLS, ...), for /health; logged
     # when it changes and then at most once a minute
     error: str | None = None
+    master: str | None = None  # behind Sentinel: the master last connected to
     _error_logged: tuple[str | None, float] = (None, 0.0)
 
     def __init__(self, config: Cluster, reactor: Any, driver: ClusterDriver,
@@ -330,16 +337,18 @@ class RedisBackplane:
     def status(self) -> dict[str, Any]:
         return {"kind": "redis", "up": self.up, "node": self.node_id,
                 "redis": self.config.address, "nodes": self.nodes,
+                **({"master": self.master} if self.master is not None else {}),
                 **({"error": self.error} if self.error is not None and not self.up else {})}
 
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> None:
         policy = backoffPolicy(initialDelay=0.1, maxDelay=2.0, factor=1.5)
         hello = self._hello()
+        verify = is_master if self.config.sentinels else None
         for push in (None, self._push):
             factory: Any = RespFactory(self._connected, self._lost, push,
                                        self.driver.flush if push is not None else None,
-                                       hello, self._refused)
+                                       hello, self._refused, verify)
             endpoint = self._endpoint()
             service = ClientService(endpoint, factory,
                                     retryPolicy=policy, clock=self.reactor)
@@ -372,6 +381,10 @@ class RedisBackplane:
 
     def _endpoint(self) -> Any:
         config = self.config
+        if config.sentinels:
+            return SentinelEndpoint(self.reactor, config.sentinels, config.service,
+                                    config.sentinel_password, 5.0, self._master_found,
+                                    lambda why: self._refused("sentinel", why))
         if config.unix is not None:
             return UNIXClientEndpoint(self.reactor, config.unix, timeout=5)  # type: ignore[no-untyped-call]
         make = TCP6ClientEndpoint if ":" in config.host else TCP4ClientEndpoint
@@ -392,8 +405,12 @@ class RedisBackplane:
             hello.append(("AUTH", *user, config.password))
         if config.db:
             hello.append(("SELECT", config.db))
-        hello.append(("PING",))
+        # (behind Sentinel: is it still the master?)
+        hello.append(("ROLE",) if config.sentinels else ("PING",))
         return hello
+
+    def _master_found(self, host: str, port: int) -> None:
+        self.master = f"{host}:{port}"
 
     def _refused(self, what: str, why: str) -> None:
         """A connection to Redis failed its opening: say why (the service retries)."""
@@ -406,6 +423,8 @@ class RedisBackplane:
                 text = f"Redis at {where} refused the credentials{user}: {why}"
         elif what == "connect":
             text = f"the connection to Redis at {where} closed while opening: {why}"
+        elif what == "sentinel":
+            text = f"{why} (looking for {where})"
         else:
             text = f"Redis at {where} refused {what}: {why}"
         self.error = text
@@ -417,6 +436,13 @@ class RedisBackplane:
 
     def _connected(self, proto: RespProtocol) -> None:
         self.error = None
+        other = self.cmd if proto._push is not None else self.sub
+        if self.config.sentinels and other is not None and _peer(other) != _peer(proto):
+            # (a failover between the two connections: both go to the same master)
+            log.warn("cluster backplane: the two connections reached different Redis "
+                     "masters ({a} and {b}); reconnecting", a=_peer(other), b=_peer(proto))
+            proto.close()
+            return
         if proto._push is not None:
             self.sub = proto
         else:
@@ -534,8 +560,9 @@ class RedisBackplane:
                 self._loading[msg[1]].append(msg)
             else:
                 self._apply_delta(msg)
+        where = self.config.address + (f": {self.master}" if self.master else "")
         log.info("cluster backplane: connected to Redis at {where} node={node}",
-                 where=self.config.address, node=self.node_id)
+                 where=where, node=self.node_id)
 
     def _assert_patterns(self) -> None:
         """Write this node's pattern interest and callees again, and tell the others

@@ -54,7 +54,8 @@ class RespProtocol(Protocol):
                  on_lost: Callable[[RespProtocol], None], push: Push | None = None,
                  pushed: Callable[[], None] | None = None,
                  hello: Sequence[tuple[Any, ...]] = (),
-                 on_refused: Callable[[str, str], None] | None = None) -> None:
+                 on_refused: Callable[[str, str], None] | None = None,
+                 verify: Callable[[Any], str | None] | None = None) -> None:
         self._reader = hiredis.Reader()
         self._pushed = pushed  # after the pushes of one read (the driver flushes once)
         # per command sent, in order: its Deferred, or the name of a fire()d command
@@ -66,6 +67,7 @@ class RespProtocol(Protocol):
         # fails closes it, and on_refused(command, Redis's reply) says why
         self._hello = tuple(hello)
         self._on_refused = on_refused
+        self._verify = verify  # the last opening command's reply: None if fine, else why not
         self.open = False
         self.ready = False
 
@@ -83,15 +85,22 @@ class RespProtocol(Protocol):
         self.command(*last).addCallbacks(self._became_ready, self._hello_failed,
                                          errbackArgs=(str(last[0]),))
 
-    def _became_ready(self, _: Any) -> None:
+    def _became_ready(self, reply: Any) -> None:
+        why = self._verify(reply) if self._verify is not None else None
+        if why is not None:
+            self._refuse(str(self._hello[-1][0]), why)
+            return
         if self.open and not self.ready and self._on_refused is not _REFUSED:
             self.ready = True
             self._on_ready(self)
 
     def _hello_failed(self, failure: Any, what: str) -> None:
+        self._refuse(what, failure.getErrorMessage())
+
+    def _refuse(self, what: str, why: str) -> None:
         if self.open and self._on_refused is not _REFUSED:
             if self._on_refused is not None:
-                self._on_refused(what, failure.getErrorMessage())
+                self._on_refused(what, why)
             self._on_refused = _REFUSED  # (the commands after it fail too: say it once)
             self.close()
 
@@ -130,6 +139,11 @@ class RespProtocol(Protocol):
                     and self._pushed_reply(reply):
                 continue
             waiter = self._waiting.popleft() if self._waiting else "a command"
+            if isinstance(reply, hiredis.ReplyError) and str(reply).startswith("READONLY"):
+                # this server became a replica (a failover): reconnect, to the master
+                log.warn("cluster backplane: Redis answered {why}; reconnecting",
+                         why=str(reply))
+                self.close()
             if isinstance(waiter, str):  # fire() or send(): only a refusal matters
                 if isinstance(reply, hiredis.ReplyError):
                     log.error("cluster backplane: Redis refused {command}: {why}",
@@ -189,12 +203,15 @@ def _failed(exc: Exception) -> Deferred[Any]:
 
 
 class RespFactory(Factory):
+    noisy = False  # (no "Starting factory" line per reconnect)
+
     def __init__(self, on_ready: Callable[[RespProtocol], None],
                  on_lost: Callable[[RespProtocol], None], push: Push | None = None,
                  pushed: Callable[[], None] | None = None,
                  hello: Sequence[tuple[Any, ...]] = (),
-                 on_refused: Callable[[str, str], None] | None = None) -> None:
-        self._args = (on_ready, on_lost, push, pushed, hello, on_refused)
+                 on_refused: Callable[[str, str], None] | None = None,
+                 verify: Callable[[Any], str | None] | None = None) -> None:
+        self._args = (on_ready, on_lost, push, pushed, hello, on_refused, verify)
 
     def buildProtocol(self, addr: Any) -> RespProtocol:
         return RespProtocol(*self._args)

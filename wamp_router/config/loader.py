@@ -141,7 +141,8 @@ AUTH_METHODS: tuple[str, ...] = ("anonymous", "ticket", "wampcra", "cryptosign",
 
 _ROOT_KEYS = ("listeners", "realms", "metrics", "cluster")
 _CLUSTER_KEYS = ("backplane", "prefix", "node_ttl", "heartbeat", "prefer_local_callees",
-                 "username", "password", "tls_ca", "tls_certificate", "tls_key")
+                 "username", "password", "tls_ca", "tls_certificate", "tls_key",
+                 "sentinel_password")
 _METRICS_KEYS = ("endpoint", "path", "health_path")
 _LIMITS_KEYS = ("max_send_buffer", "max_sessions", "max_message_rate", "message_burst",
                 "rate_limit_action")
@@ -577,7 +578,9 @@ def _check_sync_stores(root: _Table, realms: tuple[Realm, ...], cluster: Cluster
                                'needs a [cluster] backplane = "redis://HOST[:PORT][/DB]"')
 
 
-_REDIS_URL = 'redis://[USER[:PASSWORD]@]HOST[:PORT][/DB], rediss://... (TLS) or unix:///PATH[?db=DB]'
+_REDIS_URL = ('redis://[USER[:PASSWORD]@]HOST[:PORT][/DB], rediss://... (TLS), '
+              'unix:///PATH[?db=DB] or redis+sentinel://[USER[:PASSWORD]@]HOST[:PORT][,HOST'
+              '[:PORT]...]/SERVICE[/DB]')
 
 
 def _parse_cluster(root: _Table, realms: tuple[Realm, ...]) -> Cluster | None:
@@ -605,8 +608,12 @@ def _parse_cluster(root: _Table, realms: tuple[Realm, ...]) -> Cluster | None:
     if where["username"] is not None and username is not None:
         table.error("username", "the backplane URL names a user already")
     tls = _redis_tls(table, bool(where["tls"]))
+    sentinel_password = auth_loader.secret(table, "sentinel_password")
+    if sentinel_password is not None and not where["sentinels"]:
+        table.error("sentinel_password", "needs a redis+sentinel:// backplane URL")
     return Cluster(backplane=where["shown"], host=where["host"], port=where["port"],
-                   db=where["db"], unix=where["unix"],
+                   db=where["db"], unix=where["unix"], sentinels=where["sentinels"],
+                   service=where["service"], sentinel_password=sentinel_password,
                    username=username if username is not None else where["username"],
                    password=password if password is not None else where["password"],
                    tls=tls, prefix=prefix, node_ttl=node_ttl, heartbeat=heartbeat,
@@ -622,12 +629,13 @@ def _redis_url(table: _Table, url: str) -> dict[str, Any] | None:
 
     try:
         parts = urlsplit(url)
-        parts.port  # noqa: B018 (raises for a port that is no number or out of range)
+        if "," not in parts.netloc:  # (Sentinel URLs list several host:port)
+            parts.port  # noqa: B018 (raises for a port that is no number or out of range)
     except ValueError as exc:
         bad(f"cannot read the URL ({exc})")
         return None
     scheme = parts.scheme.lower()
-    if scheme not in ("redis", "rediss", "unix"):
+    if scheme not in ("redis", "rediss", "unix", "redis+sentinel"):
         bad(f"unknown scheme {_q(scheme)}" if scheme else "not a URL")
         return None
     password = unquote(parts.password) if parts.password is not None else None
@@ -637,8 +645,13 @@ def _redis_url(table: _Table, url: str) -> dict[str, Any] | None:
         shown = url.replace(":" + parts.password + "@", ":***@", 1)
     found: dict[str, Any] = {"shown": shown, "username": username, "password": password,
                              "tls": scheme == "rediss", "unix": None, "host": "127.0.0.1",
-                             "port": 6379, "db": 0}
-    where = _redis_socket(parts, bad) if scheme == "unix" else _redis_host(table, parts, bad)
+                             "port": 6379, "db": 0, "sentinels": (), "service": ""}
+    if scheme == "unix":
+        where = _redis_socket(parts, bad)
+    elif scheme == "redis+sentinel":
+        where = _redis_sentinels(parts, bad)
+    else:
+        where = _redis_host(table, parts, bad)
     if where is None:
         return None
     found.update(where)
@@ -662,6 +675,24 @@ def _redis_socket(parts: Any, bad: Callable[[str], None]) -> dict[str, Any] | No
         bad(f"unknown URL parameter {_q(next(iter(query)))} (only db)")
         return None
     return {"unix": unquote(parts.path), "db": db}
+
+
+def _redis_sentinels(parts: Any, bad: Callable[[str], None]) -> dict[str, Any] | None:
+    hosts = parts.netloc.rpartition("@")[2]
+    sentinels: list[tuple[str, int]] = []
+    for item in hosts.split(","):
+        found = re.fullmatch(r"(?:\[([0-9a-fA-F:.]+)\]|([^:\[\]]+))(?::(\d{1,5}))?", item)
+        port = int(found.group(3) or 26379) if found else 0
+        if found is None or not 0 < port < 65536:
+            bad(f"cannot read the Sentinel address {_q(item)}")
+            return None
+        sentinels.append((found.group(1) or found.group(2), port))
+    path = [part for part in parts.path.split("/") if part]
+    if not 1 <= len(path) <= 2 or parts.query or parts.fragment:
+        bad("a redis+sentinel:// URL names the service after the Sentinels (/SERVICE[/DB])")
+        return None
+    return {"sentinels": tuple(sentinels), "service": path[0],
+            "db": path[1] if len(path) == 2 else "0"}
 
 
 def _redis_host(table: _Table, parts: Any, bad: Callable[[str], None]) -> dict[str, Any] | None:

@@ -361,10 +361,17 @@ class Cluster:
     username: str | None = None  # Redis 6 ACL user (AUTH username password)
     password: str | None = field(default=None, repr=False)
     tls: RedisTls | None = None  # rediss://
+    # redis+sentinel://: the Sentinels to ask for the master of ``service``
+    sentinels: tuple[tuple[str, int], ...] = ()
+    service: str = ""
+    sentinel_password: str | None = field(default=None, repr=False)
 
     @property
     def address(self) -> str:
         """Where Redis is, for messages (never with the password)."""
+        if self.sentinels:
+            at = ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in self.sentinels)
+            return f"the master of {self.service!r} (Sentinel {at})"
         return self.unix if self.unix is not None else f"{self.host}:{self.port}"
     prefix: str = "wr:"  # Redis key and channel prefix
     node_ttl: float = 3.0  # a node silent for this long is declared dead

@@ -47,6 +47,8 @@ def _json_observer(event: dict[str, Any]) -> None:
 
 def start_logging(level: str, fmt: str = "text") -> None:
     predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level))
+    if level != "debug":  # (the backplane says itself when Redis is lost and back)
+        predicate.setLogLevelForNamespace("twisted.application._client_service", LogLevel.warn)
     sink = _json_observer if fmt == "json" else _observer
     observer: Any = FilteringLogObserver(sink, [predicate])  # type: ignore[list-item]
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
