@@ -1126,6 +1126,9 @@ def test_redis_access_password_tls_and_unix_socket(tmp_path: Path,
         'backplane = "redis+sentinel://s1,s2:0/m"\n')
     assert "cluster.sentinel_password: needs a redis+sentinel:// backplane URL" in error(
         'backplane = "redis://h"\nsentinel_password = "sp"\n')
+    for key, value in (("node_ttl", "0"), ("node_ttl", "1e308"), ("heartbeat", "0")):
+        assert f"cluster.{key}: must be more than 0 and at most 3600 seconds" in error(
+            f'backplane = "redis://h"\n{key} = {value}\n')
     assert "cluster.password: the backplane URL has a password already" in error(
         'backplane = "redis://:a@h"\npassword = "b"\n')
     assert "cluster.tls_ca: TLS needs a rediss:// backplane URL" in error(

@@ -89,6 +89,28 @@ def test_invalid_uri_gets_error_and_session_continues(router: RouterProcess,
     peer.close()
 
 
+@pytest.mark.parametrize("request_msg", [
+    [16, 1, {"acknowledge": 1}, "com.x"],
+    [16, 1, {"exclude_me": "no"}, "com.x"],
+    [16, 1, {"retain": "x"}, "com.x"],
+    [32, 1, {"get_retained": 1}, "com.x"],
+    [48, 1, {"receive_progress": "y"}, "com.x"],
+    [48, 1, {"disclose_me": 3}, "com.x"],
+    [64, 1, {"forward_timeout": "true"}, "com.x"],
+])
+def test_a_flag_option_that_is_not_a_boolean_is_refused(router: RouterProcess,
+                                                        request_msg: list[Any]) -> None:
+    peer = joined(router)
+    peer.send(request_msg)
+    reply = peer.recv()
+    assert reply[:5] == [8, request_msg[0], 1, {}, "wamp.error.invalid_argument"]
+    name = next(iter(request_msg[2]))
+    assert reply[5][0].startswith(f"option '{name}' must be true or false")
+    peer.send([48, 2, {}, "com.example.still.here"])
+    assert peer.recv()[:5] == [8, 48, 2, {}, "wamp.error.no_such_procedure"]
+    peer.close()
+
+
 @pytest.mark.parametrize("payload,fragment", [
     (b"this is not json", "invalid JSON"),
     (b'{"a": 1}', "must be a non-empty list"),

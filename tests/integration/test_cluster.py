@@ -237,6 +237,43 @@ def test_filters_and_disclosure_across_nodes(cluster: Any) -> None:
     run(main())
 
 
+def test_retained_events_published_at_once_on_two_nodes_end_alike(cluster: Any) -> None:
+    """Each node keeps its own publication at once and hears of the other's
+    later: every node must still end with the one Redis kept (the last)."""
+    redis, (a, b, c) = cluster
+    retain = types.PublishOptions(acknowledge=True, retain=True)
+
+    async def retained(session: Client, topic: str) -> Any:
+        inbox = Inbox()
+        sub = await session.subscribe(inbox.handler("r"), topic,
+                                      options=types.SubscribeOptions(get_retained=True))
+        _, args, _, _ = await inbox.get()
+        await sub.unsubscribe()
+        return args[0]
+
+    async def main() -> None:
+        on_a, on_b = await join(a.ws_url), await join(b.ws_url)
+        observers = [await join(n.ws_url) for n in (a, b, c)]
+        topics = [f"com.x3b.t{i}" for i in range(8)]
+        for topic in topics:  # at once
+            await asyncio.gather(on_a.publish(topic, "from a", options=retain),
+                                 on_b.publish(topic, "from b", options=retain))
+        for topic in topics[:4]:  # one after the other (acknowledged): the later one stays
+            await on_a.publish(topic, "first", options=retain)
+            await on_b.publish(topic, "second", options=retain)
+        await asyncio.sleep(0.5)
+        for i, topic in enumerate(topics):
+            seen = {await retained(o, topic) for o in observers}
+            assert len(seen) == 1, (topic, seen)  # one retained event, cluster-wide
+            stored = redis.command("HGET", "wr:realm1:retained", topic)
+            assert seen.pop().encode() in stored
+            if i < 4:
+                assert b"second" in stored
+        await close(on_a, on_b, *observers)
+
+    run(main())
+
+
 def test_retained_events_are_cluster_wide(cluster: Any) -> None:
     _, (a, b, c) = cluster
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
@@ -20,9 +21,10 @@ class Opened:
         self.ready: list[RespProtocol] = []
         self.lost: list[RespProtocol] = []
         self.refused: list[tuple[str, str]] = []
+        self.clock = Clock()
         self.proto = RespProtocol(self.ready.append, self.lost.append, hello=hello,
                                   on_refused=lambda what, why: self.refused.append((what, why)),
-                                  verify=verify)
+                                  verify=verify, clock=self.clock)
         self.transport = StringTransport()
         self.proto.makeConnection(self.transport)
 
@@ -98,3 +100,18 @@ def test_behind_sentinel_a_replica_is_refused_and_readonly_reconnects() -> None:
     o.proto.fire("PUBLISH", "ch", "x")  # the master became a replica since
     o.proto.dataReceived(b"-READONLY You can't write against a read only replica.\r\n")
     assert o.transport.disconnecting  # the next connection asks the Sentinels again
+
+
+def test_commands_of_one_turn_leave_together_at_flush_or_in_the_next_turn() -> None:
+    o = Opened(())
+    o.transport.clear()
+    o.proto.fire("PUBLISH", "a", "1")
+    o.proto.command("GET", "k")
+    assert o.transport.value() == b""  # not yet: more may come in this turn
+    o.proto.flush()  # the driver, before it answers its clients
+    assert o.transport.value() == encode(("PUBLISH", "a", "1")) + encode(("GET", "k"))
+    o.transport.clear()
+    o.proto.fire("PUBLISH", "b", "2")  # outside the driver's turn (a timer, a reply)
+    o.clock.advance(0)
+    assert o.transport.value() == encode(("PUBLISH", "b", "2"))
+    assert not o.clock.getDelayedCalls()

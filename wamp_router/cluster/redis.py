@@ -238,6 +238,10 @@ _DELTAS = frozenset({"pat+", "pat-", "reg+", "reg-", "sess+", "sess-", "test", "
                      "ping"})
 
 
+_RETAINED = b"\x93" + msgpack.packb("retained")  # how a retained event's envelope starts
+_RETAINED_AT = len(_RETAINED)
+
+
 def _peer(proto: RespProtocol) -> str:
     peer = proto.transport.getPeer() if proto.transport is not None else None
     return f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}"
@@ -348,7 +352,7 @@ class RedisBackplane:
         for push in (None, self._push):
             factory: Any = RespFactory(self._connected, self._lost, push,
                                        self.driver.flush if push is not None else None,
-                                       hello, self._refused, verify)
+                                       hello, self._refused, verify, self.reactor)
             endpoint = self._endpoint()
             service = ClientService(endpoint, factory,
                                     retryPolicy=policy, clock=self.reactor)
@@ -881,6 +885,14 @@ class RedisBackplane:
             self.cmd.fire("PUBLISH", self.ch_ctl, _pack(
                 ["pat+" if effect.added else "pat-", self.node_id, realm, match, topic]))
 
+    def flush(self) -> None:
+        """Send the commands of this turn now (before the replies that follow from
+        them leave for the clients)."""
+        if self.cmd is not None:
+            self.cmd.flush()
+        if self.sub is not None:
+            self.sub.flush()
+
     # -- barriers: a reply that must not run ahead of the cluster ----------------
     def barrier(self, done: Callable[[], None]) -> None:
         """Call ``done`` once Redis has run this node's SUBSCRIBEs so far and every
@@ -1063,8 +1075,11 @@ class RedisBackplane:
         if channel == self._ctl or not channel:
             self._control_push(channel, data)
             return
-        if data[:TAG] == self._tag:
-            return  # our own publication (we subscribe to its topic too): delivered already
+        if data[:TAG] == self._tag and data[TAG:TAG + _RETAINED_AT] != _RETAINED:
+            # our own publication (we subscribe to its topic too): delivered already;
+            # but our own retained event is stored again, in the order Redis stored
+            # them all, so every node ends with the one Redis has
+            return
         try:
             sender = data[:TAG].decode()
             kind, realm, env = _unpack(data[TAG:])

@@ -19,6 +19,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 
+from ..twisted.sockets import is_socket, write_now
+
 log = Logger()
 
 
@@ -55,7 +57,10 @@ class RespProtocol(Protocol):
                  pushed: Callable[[], None] | None = None,
                  hello: Sequence[tuple[Any, ...]] = (),
                  on_refused: Callable[[str, str], None] | None = None,
-                 verify: Callable[[Any], str | None] | None = None) -> None:
+                 verify: Callable[[Any], str | None] | None = None,
+                 clock: Any = None) -> None:
+        if clock is None:
+            from twisted.internet import reactor as clock
         self._reader = hiredis.Reader()
         self._pushed = pushed  # after the pushes of one read (the driver flushes once)
         # per command sent, in order: its Deferred, or the name of a fire()d command
@@ -70,9 +75,14 @@ class RespProtocol(Protocol):
         self._verify = verify  # the last opening command's reply: None if fine, else why not
         self.open = False
         self.ready = False
+        self._out: list[bytes] = []
+        self._flush_call: Any = None
+        self._direct = False  # a plain socket: written to at once (sockets.write_now)
+        self._clock = clock
 
     def connectionMade(self) -> None:
         self.open = True
+        self._direct = is_socket(self.transport)
         tune = getattr(self.transport, "setTcpNoDelay", None)
         if tune is not None:
             tune(True)
@@ -84,6 +94,7 @@ class RespProtocol(Protocol):
             self.command(*args).addErrback(self._hello_failed, str(args[0]))
         self.command(*last).addCallbacks(self._became_ready, self._hello_failed,
                                          errbackArgs=(str(last[0]),))
+        self.flush()
 
     def _became_ready(self, reply: Any) -> None:
         why = self._verify(reply) if self._verify is not None else None
@@ -106,6 +117,7 @@ class RespProtocol(Protocol):
 
     def connectionLost(self, reason: Any = None) -> None:
         self.open = False
+        self.flush()  # (drops what was not sent)
         waiting, self._waiting = self._waiting, deque()
         for d in waiting:
             if not isinstance(d, str):
@@ -169,7 +181,7 @@ class RespProtocol(Protocol):
         if not self.open:
             return _failed(RedisError("not connected to Redis"))
         assert self.transport is not None
-        self.transport.write(encode(args))
+        self._write(encode(args))
         d: Deferred[Any] = Deferred()
         self._waiting.append(d)
         return d
@@ -178,16 +190,36 @@ class RespProtocol(Protocol):
         """A command whose answer is not needed (no Deferred): a refusal is logged;
         nothing happens when the connection is closed (the backplane notices)."""
         if self.open:
-            self.transport.write(encode(args))
+            self._write(encode(args))
             self._waiting.append(str(args[0]))
 
     def send(self, *args: Any) -> None:
         """A command on a subscriber connection (no reply is tracked)."""
         if self.open:
-            assert self.transport is not None
-            self.transport.write(encode(args))
+            self._write(encode(args))
+
+    def _write(self, data: bytes) -> None:
+        """Commands of one reactor turn leave together: at flush() (the driver calls
+        it before sending its clients what follows from them, e.g. PUBLISHED after
+        the publication went to Redis), or at the latest in the next turn."""
+        if not self._out:
+            self._flush_call = self._clock.callLater(0, self.flush)
+        self._out.append(data)
+
+    def flush(self) -> None:
+        if self._flush_call is not None:
+            if self._flush_call.active():
+                self._flush_call.cancel()
+            self._flush_call = None
+        if not self._out or not self.open:
+            self._out.clear()
+            return
+        data = b"".join(self._out)
+        self._out.clear()
+        write_now(self.transport, data, self._direct)
 
     def close(self) -> None:
+        self.flush()
         if self.transport is not None:
             self.transport.loseConnection()
 
@@ -210,8 +242,9 @@ class RespFactory(Factory):
                  pushed: Callable[[], None] | None = None,
                  hello: Sequence[tuple[Any, ...]] = (),
                  on_refused: Callable[[str, str], None] | None = None,
-                 verify: Callable[[Any], str | None] | None = None) -> None:
-        self._args = (on_ready, on_lost, push, pushed, hello, on_refused, verify)
+                 verify: Callable[[Any], str | None] | None = None,
+                 clock: Any = None) -> None:
+        self._args = (on_ready, on_lost, push, pushed, hello, on_refused, verify, clock)
 
     def buildProtocol(self, addr: Any) -> RespProtocol:
         return RespProtocol(*self._args)

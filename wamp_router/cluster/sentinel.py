@@ -90,7 +90,8 @@ class SentinelEndpoint:
 
         hello = [("AUTH", self.password)] if self.password is not None else []
         proto = RespProtocol(ready, lambda _: settle(SentinelError("connection lost")),
-                             hello=[*hello, ("PING",)], on_refused=refused)
+                             hello=[*hello, ("PING",)], on_refused=refused,
+                             clock=self.reactor)
         timer = self.reactor.callLater(self.timeout, settle, SentinelError("no answer"))
         connecting = connectProtocol(  # type: ignore[no-untyped-call]
             _tcp(self.reactor, host, port, self.timeout), proto)

@@ -595,9 +595,12 @@ def _parse_cluster(root: _Table, realms: tuple[Realm, ...]) -> Cluster | None:
     if where is None:
         return None
     prefix = table.string("prefix", nonempty=True) or "wr:"
-    ttl = table.seconds("node_ttl")
-    beat = table.seconds("heartbeat")
-    node_ttl, heartbeat = ttl or 3.0, beat or 1.0
+    node_ttl, heartbeat = table.seconds("node_ttl"), table.seconds("heartbeat")
+    for key, value in (("node_ttl", node_ttl), ("heartbeat", heartbeat)):
+        if value is not None and not 0 < value <= 3600:
+            table.error(key, f"must be more than 0 and at most 3600 seconds, found {value}")
+    node_ttl = node_ttl if node_ttl and node_ttl <= 3600 else 3.0
+    heartbeat = heartbeat if heartbeat and heartbeat <= 3600 else 1.0
     if heartbeat >= node_ttl:
         table.error("heartbeat", f"must be shorter than node_ttl ({node_ttl} s), found {heartbeat}")
     username = table.string("username", nonempty=True)

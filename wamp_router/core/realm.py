@@ -27,7 +27,7 @@ from .authorizer import Authorizer, Decision
 from .broker import Broker
 from .dealer import Dealer
 from .effects import Effect, Hold, Send
-from .errors import INVALID_URI, ProtocolViolation, WampError
+from .errors import INVALID_ARGUMENT, INVALID_URI, ProtocolViolation, WampError
 from .ids import RandomSource, global_id
 from .messages import (
     Call,
@@ -56,6 +56,20 @@ if TYPE_CHECKING:
 KillSession = Callable[[Session, str, "str | None"], list[Effect]]
 
 _MATCH_POLICIES = ("exact", "prefix", "wildcard")
+# options that are true or false (anything else is refused, not guessed at)
+_PUBLISH_FLAGS = ("acknowledge", "exclude_me", "retain", "disclose_me")
+_SUBSCRIBE_FLAGS = ("get_retained",)
+_CALL_FLAGS = ("receive_progress", "disclose_me", "progress")
+_REGISTER_FLAGS = ("disclose_caller", "forward_timeout")
+
+
+def _check_flags(options: dict[str, Any], names: tuple[str, ...]) -> None:
+    if options:
+        for name in names:
+            value = options.get(name)
+            if value is not None and type(value) is not bool:
+                raise WampError(INVALID_ARGUMENT, f"option {name!r} must be true or false, "
+                                f"found {type(value).__name__} {value!r:.40}")
 
 
 class Realm:
@@ -280,6 +294,7 @@ class Realm:
         if msg.topic == INVALIDATE:
             return self._invalidate(session, msg)
         self._check_publish_uri(msg.topic)
+        _check_flags(msg.options, _PUBLISH_FLAGS)
         return self._gate(session, msg, "publish", msg.topic, now, self._publish_ok)
 
     def _publish_ok(self, session: Session, msg: Publish, now: float,
@@ -312,6 +327,7 @@ class Realm:
 
     def _subscribe(self, session: Session, msg: Subscribe, now: float) -> list[Effect]:
         match = self._match(msg.options, msg.topic, "topic")
+        _check_flags(msg.options, _SUBSCRIBE_FLAGS)
         return self._gate(session, msg, "subscribe", msg.topic, now, self._subscribe_ok, match)
 
     def _subscribe_ok(self, session: Session, msg: Subscribe, now: float,
@@ -325,6 +341,7 @@ class Realm:
 
     def _call(self, session: Session, msg: Call, now: float) -> list[Effect]:
         self._check_uri(msg.procedure, "procedure")
+        _check_flags(msg.options, _CALL_FLAGS)
         if self.sync is not None and self.sync.handles(msg.procedure):
             # any session may call these; each is authorized as the WAMP action it
             # performs on the record URI (read = subscribe, write = publish)
@@ -348,6 +365,7 @@ class Realm:
 
     def _register(self, session: Session, msg: Register, now: float) -> list[Effect]:
         match = self._match(msg.options, msg.procedure, "procedure")
+        _check_flags(msg.options, _REGISTER_FLAGS)
         if msg.procedure.startswith("wamp."):
             raise WampError(
                 INVALID_URI, f"procedure {msg.procedure!r}: the wamp. prefix is reserved"

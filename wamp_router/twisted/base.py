@@ -7,13 +7,13 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any
 
-from twisted.internet.abstract import FileDescriptor
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 
 from ..config.model import Listener
 from ..wire.serializers import Serializer
 from .driver import Driver
+from .sockets import is_socket, write_now
 
 log = Logger(namespace="wamp_router")
 
@@ -157,11 +157,7 @@ class WampProtocolBase(Protocol):
         return self._bucket.rate != 0 and self._bucket.exceeded()
 
     def makeConnection(self, transport: Any) -> None:
-        # only a socket itself: a wrapper (TLS) forwards these attributes to the raw
-        # socket underneath, and writing there would bypass the encryption
-        self._direct = isinstance(transport, FileDescriptor) and all(
-            hasattr(transport, name) for name in (
-                "writeSomeData", "_tempDataBuffer", "dataBuffer", "connected"))
+        self._direct = is_socket(transport)
         super().makeConnection(transport)
 
     def tune_socket(self) -> None:
@@ -224,9 +220,7 @@ class WampProtocolBase(Protocol):
         out.append(data)
 
     def flush(self) -> None:
-        """Send what is queued: straight to the socket when Twisted has nothing
-        buffered for it (saving the epoll register/unregister round of a buffered
-        write), else through the transport's buffer."""
+        """Send what is queued (see sockets.write_now)."""
         out = self._out
         if not out:
             return
@@ -235,14 +229,7 @@ class WampProtocolBase(Protocol):
         if self._closing:
             return
         t = self.transport
-        if self._direct and not t._tempDataBuffer and not t.dataBuffer and t.connected:
-            sent = t.writeSomeData(data)
-            if not isinstance(sent, int):
-                return  # connection lost: Twisted notices it on its own
-            if sent == len(data):
-                return
-            data = data[sent:]
-        t.write(data)
+        write_now(t, data, self._direct)
         if self._direct:
             buffered = len(t.dataBuffer) - t.offset + t._tempDataLen
             if buffered > self._max_buffer:

@@ -133,6 +133,8 @@ class Driver:
         if self._barrier:  # after this turn's announcements: ask the cluster to confirm
             barrier, self._barrier = self._barrier, 0
             self.cluster.barrier(lambda: self._release(barrier))
+        if self.cluster is not None:  # what went to Redis leaves before the replies
+            self.cluster.flush()
         dirty = self._dirty
         while dirty:
             self._dirty = []
