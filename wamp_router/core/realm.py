@@ -63,11 +63,17 @@ _CALL_FLAGS = ("receive_progress", "disclose_me", "progress")
 _REGISTER_FLAGS = ("disclose_caller", "forward_timeout")
 
 
+_NOT_FLAGS = (int, float, str, bytes, list, dict)  # (bool is an int: checked first)
+
+
 def _check_flags(options: dict[str, Any], names: tuple[str, ...]) -> None:
+    """Refuse a number, string, list or map where true or false belongs; nil and
+    "undefined" (CBOR, or msgpack's extension for it: wampy.js sends them for
+    options it was not given) count as not given."""
     if options:
         for name in names:
             value = options.get(name)
-            if value is not None and type(value) is not bool:
+            if type(value) is not bool and isinstance(value, _NOT_FLAGS):
                 raise WampError(INVALID_ARGUMENT, f"option {name!r} must be true or false, "
                                 f"found {type(value).__name__} {value!r:.40}")
 
