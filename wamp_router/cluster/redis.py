@@ -262,6 +262,11 @@ class RedisBackplane:
     error: str | None = None
     master: str | None = None  # behind Sentinel: the master last connected to
     _error_logged: tuple[str | None, float] = (None, 0.0)
+    # retained events published while Redis was unreachable: (realm, topic) -> it
+    _unsent_retained: dict[tuple[str, str], tuple[Forward, int]]
+    # (realm, topic) -> the publication id of our last retained event sent to Redis
+    # and not yet heard back (see _push)
+    _own_retained: dict[tuple[str, str], int]
 
     def __init__(self, config: Cluster, reactor: Any, driver: ClusterDriver,
                  realms: Callable[[], list[str]],
@@ -301,8 +306,7 @@ class RedisBackplane:
         # nodes whose directory is being (re)loaded: their deltas wait for the snapshot
         self._loading: dict[str, list[list[Any]]] = {}
         self._served: set[str] = set()  # realms whose channels are subscribed
-        # retained events published while Redis was unreachable: (realm, topic) -> it
-        self._unsent_retained: dict[tuple[str, str], tuple[Forward, int]] = {}
+        self._unsent_retained, self._own_retained = {}, {}
         # this node's sessions' subscriber keys in its directory: (realm, session) -> keys
         self._subs_of: dict[tuple[str, int], set[bytes]] = {}
         self._clock_offset = 0  # Redis's clock minus this node's, in ms
@@ -463,6 +467,7 @@ class RedisBackplane:
         self._synced = False
         self._loading.clear()
         self._early_pings.clear()  # (their nodes time out, or see us rejoin)
+        self._own_retained.clear()  # (the retained events are reloaded when Redis is back)
         self._settle(everything=True)  # nobody can answer now: replies go out
         if self._stopping:
             return  # a clean stop (stop()), not an outage
@@ -782,6 +787,7 @@ class RedisBackplane:
                 sent += 1
         if retain:
             self._retain(cmd, realm, env, 0, body)
+            self._own_retained[(realm, topic)] = env["p"]
             sent += 1
         self.counters["sent"] += sent
 
@@ -1075,16 +1081,16 @@ class RedisBackplane:
         if channel == self._ctl or not channel:
             self._control_push(channel, data)
             return
-        if data[:TAG] == self._tag and data[TAG:TAG + _RETAINED_AT] != _RETAINED:
-            # our own publication (we subscribe to its topic too): delivered already;
-            # but our own retained event is stored again, in the order Redis stored
-            # them all, so every node ends with the one Redis has
-            return
+        own = data[:TAG] == self._tag
+        if own and data[TAG:TAG + _RETAINED_AT] != _RETAINED:
+            return  # our own publication (we subscribe to its topic too): delivered already
         try:
             sender = data[:TAG].decode()
             kind, realm, env = _unpack(data[TAG:])
         except Exception:
             log.warn("cluster backplane: undecodable message on {channel}", channel=channel)
+            return
+        if own and not self._own_turn(realm, env):
             return
         if kind == "pong":
             if type(env) is int:  # (anything else is not ours: ignored)
@@ -1099,6 +1105,16 @@ class RedisBackplane:
             self.driver.sync_remote(realm, env)
         else:
             self.deliver(realm, env, kind)
+
+    def _own_turn(self, realm: str, env: dict[str, Any]) -> bool:
+        """Our own retained event is stored again, in the order Redis stored them all
+        (so every node ends with the one Redis has), unless a later one of ours is on
+        its way (its turn comes; until then ours is the newest here)."""
+        key = (realm, env.get("t", ""))
+        if self._own_retained.get(key) != env.get("p"):
+            return False
+        del self._own_retained[key]
+        return True
 
     def _control_push(self, channel: bytes, data: bytes) -> None:
         try:
