@@ -30,7 +30,15 @@ from hypothesis import strategies as st
 from tests.helpers import ROLES
 from tests.sync_client import RecordState
 from wamp_router.config.loader import load_config_text
-from wamp_router.core.effects import Broadcast, Effect, Send, SyncCommit, SyncFetch, SyncReset
+from wamp_router.core.effects import (
+    Broadcast,
+    Effect,
+    Hold,
+    Send,
+    SyncCommit,
+    SyncFetch,
+    SyncReset,
+)
 from wamp_router.core.effects import Commit as CommitEffect
 from wamp_router.core.messages import Call, Error, Event, Hello, Message, Result, Subscribe
 from wamp_router.core.router import Router
@@ -109,6 +117,7 @@ class Node:
         self.commit_due = False
         self.up = True
         self.inbox: dict[int, list[Message]] = {}
+        self.held: list[tuple[int, int]] = []  # Hold: (conn, index in its inbox it precedes)
         self._conns = 0
         if load:
             self.apply(self.router.sync_loaded("realm1", EPOCH, []))
@@ -128,8 +137,8 @@ class Node:
 
     def apply(self, effects: list[Effect]) -> None:
         for e in effects:
-            if isinstance(e, Send):
-                self.inbox[e.conn].append(e.msg)
+            if isinstance(e, Hold | Send):
+                self._to_client(e)
             elif isinstance(e, Broadcast):
                 for c in e.conns:
                     self.inbox[c].append(e.msg)
@@ -145,6 +154,12 @@ class Node:
                 self.fetches.append(e.uri)  # asked for after a short wait
             elif isinstance(e, SyncReset) and self.up:
                 self.cmds.append(("reset", e.epoch))
+
+    def _to_client(self, e: Hold | Send) -> None:
+        if isinstance(e, Hold):  # what follows to e.conn waits for every node
+            self.held.append((e.conn, len(self.inbox[e.conn])))
+        else:
+            self.inbox[e.conn].append(e.msg)
 
     # -- what the adapter does when each thing happens ---------------------------
     def commit(self) -> None:
@@ -394,6 +409,20 @@ def test_a_lost_compare_and_set_applies_on_the_winner() -> None:
         assert [entry for entry in seen.log if entry[0] == "patch"] == [("patch", 1), ("patch", 2)]
     assert b.router.realms["realm1"].sync is not None
     assert b.router.realms["realm1"].sync.counters["cas_retries"] == 1
+
+
+def test_the_answer_to_a_shared_write_waits_for_every_node() -> None:
+    """The writer's RESULT follows a Hold: the driver sends it once every other
+    node has handled what came before (the version Redis pushed to them)."""
+    world = World("rebase")
+    a, writer = world.writers[0]
+    world.write(0, "inc", 1, False)
+    a.commit()
+    a.redis_runs_one()
+    before, holds = len(a.inbox[writer]), len(a.held)
+    a.reply_arrives()
+    results = [i for i, m in enumerate(a.inbox[writer]) if isinstance(m, Result)]
+    assert results == [before] and a.held[holds:] == [(writer, before)]
 
 
 def test_reject_policy_conflicts_across_nodes() -> None:

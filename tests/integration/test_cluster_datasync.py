@@ -124,6 +124,28 @@ def _retained() -> Any:
     return types.SubscribeOptions(get_retained=True, details=True)
 
 
+def test_a_read_on_another_node_after_the_answer_has_the_version(pair: Any) -> None:
+    """The answer to a write leaves once every node has the version (as on one
+    router: whoever reads after the writer was answered sees it)."""
+    _, (a, b) = pair
+
+    async def main() -> None:
+        wa, wb = await join(a.ws_url), await join(b.ws_url)
+        try:
+            uri = "app.doc.ryw"
+            assert (await wa.call("sync.create", uri, {"n": 0}))["v"] == 1
+            assert (await wb.call("sync.get", uri))["v"] == 1
+            for i in range(1, 30):
+                writer, reader = (wa, wb) if i % 2 else (wb, wa)
+                assert (await writer.call("sync.patch", uri, inc(1)))["v"] == i + 1
+                got = await reader.call("sync.get", uri)
+                assert (got["v"], got["value"]) == (i + 1, {"n": i})
+        finally:
+            await close(wa, wb)
+
+    run(main())
+
+
 def test_concurrent_writers_on_both_nodes_lose_nothing(pair: Any) -> None:
     _, (a, b) = pair
     uri = "app.doc.counter"

@@ -54,7 +54,7 @@ def crosses(a: RouterProcess, b: RouterProcess) -> None:
         assert (await callee.call("sync.create", record, {"n": 1}))["v"] == 1
         patch = [{"op": "x-inc", "path": "/n", "by": 1}]
         assert (await caller.call("sync.patch", record, patch))["v"] == 2
-        assert (await caller.call("sync.get", record))["value"] == {"n": 2}
+        assert (await callee.call("sync.get", record))["value"] == {"n": 2}
         await caller.publish("com.access.news", "hello", options=PublishOptions(acknowledge=True))
         deadline = time.monotonic() + 5
         while not got and time.monotonic() < deadline:

@@ -27,7 +27,7 @@ import orjson
 
 from ...config.model import Sync, SyncDomain
 from ..broker import FILTER_KEYS, iso
-from ..effects import COMMIT, Effect, Send, SyncCommit, SyncFetch, SyncReset
+from ..effects import COMMIT, Effect, Hold, Send, SyncCommit, SyncFetch, SyncReset
 from ..errors import INVALID_ARGUMENT, WampError
 from ..ids import RandomSource, global_id
 from ..messages import Call, Error, Publish, Published, Result
@@ -648,9 +648,10 @@ class SyncEngine:
             effects.extend(self._committed(q))
         return effects
 
-    def _committed(self, q: _Queued) -> list[Effect]:
+    def _committed(self, q: _Queued, shared: bool = False) -> list[Effect]:
         """A version is durable: it becomes the record's state, its observers get it
-        and its writer gets the answer."""
+        and its writer gets the answer; for a shared record, once every node of the
+        cluster has it (Hold: a read on any node after the answer sees the version)."""
         rec, patch = q.rec, q.write.patch
         rec.v, rec.value, rec.deleted, rec.tok = patch.v, q.write.row.value, patch.deleted, q.tok
         if rec.pending and rec.pending[0] is patch:
@@ -660,7 +661,10 @@ class SyncEngine:
         publication = global_id(self._rng)  # the event's id, also in PUBLISHED
         effects = self._fan_out(rec.uri, [], self._event(patch, rec.domain), q.w.skip,
                                 q.w.identity, publication)
-        effects.extend(q.w.reply(publication, q.rebased))
+        reply = q.w.reply(publication, q.rebased)
+        if shared and reply:
+            effects.append(Hold(q.w.session.conn))
+        effects.extend(reply)
         return effects
 
     def close(self) -> None:
@@ -721,7 +725,7 @@ class SyncEngine:
                 assert isinstance(store, ReplicaStore)
                 store.add(q.write, q.tok)
                 self.counters["commits"] += 1
-                effects.extend(self._committed(q))
+                effects.extend(self._committed(q, shared=True))
                 continue
             effects.extend(self._not_committed(q, flight, result))
         for rec in touched.values():
