@@ -1129,6 +1129,18 @@ def test_redis_access_password_tls_and_unix_socket(tmp_path: Path,
     for key, value in (("node_ttl", "0"), ("node_ttl", "1e308"), ("heartbeat", "0")):
         assert f"cluster.{key}: must be more than 0 and at most 3600 seconds" in error(
             f'backplane = "redis://h"\n{key} = {value}\n')
+
+
+def test_redis_access_errors() -> None:
+    from wamp_router.config.loader import load_config_text
+
+    base = (ROOT / "realms" / "default.toml").read_text() + "[cluster]\n"
+
+    def error(text: str) -> str:
+        with pytest.raises(ConfigError) as err:
+            load_config_text(base + text, "c.toml")
+        return str(err.value)
+
     assert "cluster.password: the backplane URL has a password already" in error(
         'backplane = "redis://:a@h"\npassword = "b"\n')
     assert "cluster.tls_ca: TLS needs a rediss:// backplane URL" in error(
@@ -1144,5 +1156,13 @@ def test_redis_access_password_tls_and_unix_socket(tmp_path: Path,
     assert "cannot read the URL" in error('backplane = "redis://h:99999"\n')
     assert 'environment variable "WR_NO_SUCH" is not set' in error(
         'backplane = "redis://h"\npassword = { env = "WR_NO_SUCH" }\n')
+    for url in ("redis://app:Xk9/2bQ+z@h", "redis://app:1234/s3cret@h", "unix://:12/s3@/sock"):
+        shown = error(f'backplane = "{url}"\n')
+        assert "percent-encode it" in shown and "s3" not in shown and "Xk9" not in shown
+    assert "a Redis user needs a password" in error('backplane = "redis://app@h"\n')
+    assert "a Redis user needs a password" in error('backplane = "redis://h"\nusername = "u"\n')
+    empty = load_config_text(base + 'backplane = "redis://:@h"\n', "c.toml").cluster
+    assert empty is not None and empty.password is None  # (an empty password: none)
+    assert 'database "\u00b2" is not a number' in error('backplane = "redis://h/\u00b2"\n')
     shown = error('backplane = "redis://:hunter2@h/x"\n')
     assert "hunter2" not in shown  # a URL with a password is never echoed

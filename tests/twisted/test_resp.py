@@ -115,3 +115,24 @@ def test_commands_of_one_turn_leave_together_at_flush_or_in_the_next_turn() -> N
     o.clock.advance(0)
     assert o.transport.value() == encode(("PUBLISH", "b", "2"))
     assert not o.clock.getDelayedCalls()
+
+
+def test_a_connection_that_stops_answering_is_stalled() -> None:
+    o = Opened(())
+    o.clock.advance(100)
+    assert not o.proto.stalled(o.clock.seconds(), 3.0)  # nothing asked: silence is fine
+    d = o.proto.command("GET", "k")
+    o.clock.advance(2)
+    assert not o.proto.stalled(o.clock.seconds(), 3.0)
+    o.clock.advance(2)
+    assert o.proto.stalled(o.clock.seconds(), 3.0)  # asked 4 s ago, no answer
+    o.proto.dataReceived(b"$1\r\nv\r\n")
+    assert not o.proto.stalled(o.clock.seconds(), 3.0)
+    d.addErrback(lambda _: None)
+
+
+def test_behind_sentinel_a_user_without_the_right_to_run_role_is_not_refused() -> None:
+    o = Opened((("AUTH", "u", "pw"), ("ROLE",)), verify=is_master)
+    o.proto.dataReceived(b"+OK\r\n-NOPERM this user has no permissions to run the 'role' "
+                         b"command\r\n")
+    assert o.ready == [o.proto] and o.refused == []

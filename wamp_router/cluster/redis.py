@@ -41,13 +41,16 @@ import msgpack
 import orjson
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet import task
+from twisted.internet.defer import CancelledError
 from twisted.internet.endpoints import (
     TCP4ClientEndpoint,
     TCP6ClientEndpoint,
     UNIXClientEndpoint,
     wrapClientTLS,
 )
+from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from ..config.model import Cluster
 from ..core.effects import Advertise, Forward, Interest, Relay, SyncCommit, SyncFetch, SyncReset
@@ -242,6 +245,24 @@ _RETAINED = b"\x93" + msgpack.packb("retained")  # how a retained event's envelo
 _RETAINED_AT = len(_RETAINED)
 
 
+@implementer(IStreamClientEndpoint)
+class _Reporting:
+    """An endpoint that says why a connection to Redis could not be made (the
+    service retries on its own, silently)."""
+
+    def __init__(self, endpoint: Any, failed: Callable[[str], None]) -> None:
+        self._endpoint = endpoint
+        self._failed = failed
+
+    def connect(self, factory: Any) -> Any:
+        return self._endpoint.connect(factory).addErrback(self._report)
+
+    def _report(self, failure: Any) -> Any:
+        if not failure.check(CancelledError):
+            self._failed(failure.getErrorMessage())
+        return failure
+
+
 def _peer(proto: RespProtocol) -> str:
     peer = proto.transport.getPeer() if proto.transport is not None else None
     return f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}"
@@ -353,11 +374,11 @@ class RedisBackplane:
         policy = backoffPolicy(initialDelay=0.1, maxDelay=2.0, factor=1.5)
         hello = self._hello()
         verify = is_master if self.config.sentinels else None
+        endpoint = self._endpoint()
         for push in (None, self._push):
             factory: Any = RespFactory(self._connected, self._lost, push,
                                        self.driver.flush if push is not None else None,
                                        hello, self._refused, verify, self.reactor)
-            endpoint = self._endpoint()
             service = ClientService(endpoint, factory,
                                     retryPolicy=policy, clock=self.reactor)
             service.startService()
@@ -388,11 +409,14 @@ class RedisBackplane:
         return d.addBoth(stop_services)
 
     def _endpoint(self) -> Any:
+        return _Reporting(self._endpoint_to_redis(), lambda why: self._refused("reach", why))
+
+    def _endpoint_to_redis(self) -> Any:
         config = self.config
-        if config.sentinels:
+        if config.sentinels:  # (a short timeout: a silent Sentinel must not last node_ttl)
             return SentinelEndpoint(self.reactor, config.sentinels, config.service,
-                                    config.sentinel_password, 5.0, self._master_found,
-                                    lambda why: self._refused("sentinel", why))
+                                    config.sentinel_password,
+                                    max(0.5, min(2.0, config.node_ttl / 3)), self._master_found)
         if config.unix is not None:
             return UNIXClientEndpoint(self.reactor, config.unix, timeout=5)  # type: ignore[no-untyped-call]
         make = TCP6ClientEndpoint if ":" in config.host else TCP4ClientEndpoint
@@ -431,8 +455,8 @@ class RedisBackplane:
                 text = f"Redis at {where} refused the credentials{user}: {why}"
         elif what == "connect":
             text = f"the connection to Redis at {where} closed while opening: {why}"
-        elif what == "sentinel":
-            text = f"{why} (looking for {where})"
+        elif what == "reach":
+            text = f"cannot reach Redis at {where}: {why}"
         else:
             text = f"Redis at {where} refused {what}: {why}"
         self.error = text
@@ -446,11 +470,12 @@ class RedisBackplane:
         self.error = None
         other = self.cmd if proto._push is not None else self.sub
         if self.config.sentinels and other is not None and _peer(other) != _peer(proto):
-            # (a failover between the two connections: both go to the same master)
+            # (a failover between the two connections: the older one goes, and comes
+            # back to the master the Sentinels name now, as this one did)
             log.warn("cluster backplane: the two connections reached different Redis "
-                     "masters ({a} and {b}); reconnecting", a=_peer(other), b=_peer(proto))
-            proto.close()
-            return
+                     "masters ({a} before, {b} now); reconnecting the other",
+                     a=_peer(other), b=_peer(proto))
+            other.close()
         if proto._push is not None:
             self.sub = proto
         else:
@@ -684,7 +709,17 @@ class RedisBackplane:
             self.remote_keys.pop(node, None)
 
     def _heartbeat(self) -> None:
+        now, limit = self.reactor.seconds(), self.config.node_ttl + self.config.heartbeat
+        for proto in (self.cmd, self.sub):
+            if proto is not None and proto.stalled(now, limit):
+                # (a Redis host gone without a reset: the connection would look open
+                # until TCP gives up, minutes later)
+                log.warn("cluster backplane: no answer from Redis at {where} for {s:.1f} s; "
+                         "reconnecting", where=self.config.address, s=limit)
+                proto.abort()
         cmd = self.cmd
+        if self.sub is not None:
+            self.sub.send("PING", "0")  # (answered even while it is subscribed)
         if cmd is None or not self._synced:
             return
 
@@ -1090,7 +1125,8 @@ class RedisBackplane:
         except Exception:
             log.warn("cluster backplane: undecodable message on {channel}", channel=channel)
             return
-        if own and not self._own_turn(realm, env):
+        if own:
+            self._own_retained_back(realm, env)
             return
         if kind == "pong":
             if type(env) is int:  # (anything else is not ours: ignored)
@@ -1106,20 +1142,21 @@ class RedisBackplane:
         else:
             self.deliver(realm, env, kind)
 
-    def _own_turn(self, realm: str, env: dict[str, Any]) -> bool:
+    def _own_retained_back(self, realm: str, env: dict[str, Any]) -> None:
         """Our own retained event is stored again, in the order Redis stored them all
         (so every node ends with the one Redis has), unless a later one of ours is on
         its way (its turn comes; until then ours is the newest here)."""
         key = (realm, env.get("t", ""))
-        if self._own_retained.get(key) != env.get("p"):
-            return False
-        del self._own_retained[key]
-        return True
+        if self._own_retained.get(key) == env.get("p"):
+            del self._own_retained[key]
+            self.deliver(realm, env, "retained")
 
     def _control_push(self, channel: bytes, data: bytes) -> None:
         try:
-            if not channel:  # our PING came back
-                self._answered("", int(data))
+            if not channel:  # our PING came back (0: the heartbeat's, no barrier)
+                n = int(data)
+                if n:
+                    self._answered("", n)
             else:
                 self._control(_unpack(data))
         except Exception:

@@ -77,6 +77,7 @@ class RespProtocol(Protocol):
         self.ready = False
         self._out: list[bytes] = []
         self._flush_call: Any = None
+        self._silent_since: float | None = None  # the oldest unanswered request's time
         self._direct = False  # a plain socket: written to at once (sockets.write_now)
         self._clock = clock
 
@@ -92,12 +93,21 @@ class RespProtocol(Protocol):
         *first, last = self._hello
         for args in first:
             self.command(*args).addErrback(self._hello_failed, str(args[0]))
-        self.command(*last).addCallbacks(self._became_ready, self._hello_failed,
+        self.command(*last).addCallbacks(self._became_ready, self._last_failed,
                                          errbackArgs=(str(last[0]),))
         self.flush()
 
-    def _became_ready(self, reply: Any) -> None:
-        why = self._verify(reply) if self._verify is not None else None
+    def _last_failed(self, failure: Any, what: str) -> None:
+        """The last opening command was refused: ``verify`` may accept that (ROLE
+        refused to a user without the right to run it: nothing to check)."""
+        if self._verify is not None and failure.check(RedisError) and \
+                not failure.check(RedisConnectionLost) and self._verify(failure.value) is None:
+            self._became_ready(None, checked=True)
+            return
+        self._hello_failed(failure, what)
+
+    def _became_ready(self, reply: Any, checked: bool = False) -> None:
+        why = self._verify(reply) if self._verify is not None and not checked else None
         if why is not None:
             self._refuse(str(self._hello[-1][0]), why)
             return
@@ -129,12 +139,19 @@ class RespProtocol(Protocol):
             why = reason.getErrorMessage() if reason is not None else "closed"
             self._on_refused("connect", why)
 
+    def stalled(self, now: float, limit: float) -> bool:
+        """Sent something more than ``limit`` seconds ago and heard nothing since
+        (a peer gone without a reset: the connection looks open forever)."""
+        return self._silent_since is not None and now - self._silent_since > limit
+
     def dataReceived(self, data: bytes) -> None:
         self._reader.feed(data)
         pushed = False
         try:
             self._replies()
         finally:
+            # (answers still due: the silence is counted from now)
+            self._silent_since = self._clock.seconds() if self._waiting else None
             pushed = self._any_push
             self._any_push = False
             if pushed and self._pushed is not None:
@@ -204,6 +221,8 @@ class RespProtocol(Protocol):
         the publication went to Redis), or at the latest in the next turn."""
         if not self._out:
             self._flush_call = self._clock.callLater(0, self.flush)
+        if self._silent_since is None:
+            self._silent_since = self._clock.seconds()
         self._out.append(data)
 
     def flush(self) -> None:
@@ -217,6 +236,11 @@ class RespProtocol(Protocol):
         data = b"".join(self._out)
         self._out.clear()
         write_now(self.transport, data, self._direct)
+
+    def abort(self) -> None:
+        """Drop the connection at once (no answer is coming on it)."""
+        if self.transport is not None:
+            self.transport.abortConnection()
 
     def close(self) -> None:
         self.flush()

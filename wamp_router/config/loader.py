@@ -603,13 +603,7 @@ def _parse_cluster(root: _Table, realms: tuple[Realm, ...]) -> Cluster | None:
     heartbeat = heartbeat if heartbeat and heartbeat <= 3600 else 1.0
     if heartbeat >= node_ttl:
         table.error("heartbeat", f"must be shorter than node_ttl ({node_ttl} s), found {heartbeat}")
-    username = table.string("username", nonempty=True)
-    password = auth_loader.secret(table, "password")
-    if where["password"] is not None and password is not None:
-        table.error("password", "the backplane URL has a password already; give it in one "
-                    "place (password = { env = ... } keeps it out of the file)")
-    if where["username"] is not None and username is not None:
-        table.error("username", "the backplane URL names a user already")
+    username, password = _redis_credentials(table, where)
     tls = _redis_tls(table, bool(where["tls"]))
     sentinel_password = auth_loader.secret(table, "sentinel_password")
     if sentinel_password is not None and not where["sentinels"]:
@@ -617,31 +611,42 @@ def _parse_cluster(root: _Table, realms: tuple[Realm, ...]) -> Cluster | None:
     return Cluster(backplane=where["shown"], host=where["host"], port=where["port"],
                    db=where["db"], unix=where["unix"], sentinels=where["sentinels"],
                    service=where["service"], sentinel_password=sentinel_password,
-                   username=username if username is not None else where["username"],
-                   password=password if password is not None else where["password"],
-                   tls=tls, prefix=prefix, node_ttl=node_ttl, heartbeat=heartbeat,
+                   username=username, password=password, tls=tls, prefix=prefix, node_ttl=node_ttl, heartbeat=heartbeat,
                    prefer_local_callees=table.boolean("prefer_local_callees") or False)
+
+
+def _redis_credentials(table: _Table, where: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(username, password) from the URL or the keys, in one place each."""
+    username = table.string("username", nonempty=True)
+    password = auth_loader.secret(table, "password")
+    if where["password"] is not None and password is not None:
+        table.error("password", "the backplane URL has a password already; give it in one "
+                    "place (password = { env = ... } keeps it out of the file)")
+    if where["username"] is not None and username is not None:
+        table.error("username", "the backplane URL names a user already")
+    username = username if username is not None else where["username"]
+    password = password if password is not None else where["password"]
+    if username and password is None:
+        table.error("username", "a Redis user needs a password (in the backplane URL, or "
+                    "password = ...)")
+    return username, password
 
 
 def _redis_url(table: _Table, url: str) -> dict[str, Any] | None:
     """The parts of a Redis URL, or None (reported). Issues never show a password."""
-    from urllib.parse import unquote, urlsplit
+    from urllib.parse import unquote
 
     def bad(problem: str) -> None:
         table.error("backplane", f"{problem}; expected \"local\" or {_REDIS_URL}")
 
-    try:
-        parts = urlsplit(url)
-        if "," not in parts.netloc:  # (Sentinel URLs list several host:port)
-            parts.port  # noqa: B018 (raises for a port that is no number or out of range)
-    except ValueError as exc:
-        bad(f"cannot read the URL ({exc})")
+    parts = _split_url(url, bad)
+    if parts is None:
         return None
     scheme = parts.scheme.lower()
     if scheme not in ("redis", "rediss", "unix", "redis+sentinel"):
         bad(f"unknown scheme {_q(scheme)}" if scheme else "not a URL")
         return None
-    password = unquote(parts.password) if parts.password is not None else None
+    password = unquote(parts.password) if parts.password else None  # ("" = none)
     username = unquote(parts.username) if parts.username else None
     shown = url
     if parts.password is not None:
@@ -659,11 +664,29 @@ def _redis_url(table: _Table, url: str) -> dict[str, Any] | None:
         return None
     found.update(where)
     db = found["db"]
-    if not db.isdigit():
+    if not (db.isascii() and db.isdigit()):
         bad(f"database {_q(db)} is not a number")
         return None
     found["db"] = int(db)
     return found
+
+
+def _split_url(url: str, bad: Callable[[str], None]) -> Any:
+    from urllib.parse import urlsplit
+
+    userinfo = url.partition("://")[2].rpartition("@")[0]
+    if any(c in userinfo for c in "/?#"):  # (the URL would split inside the password)
+        bad("the user or password has a '/', '?' or '#': percent-encode it "
+            "(%2F, %3F, %23), or give it as password = ...")
+        return None
+    try:
+        parts = urlsplit(url)
+        if "," not in parts.netloc:  # (Sentinel URLs list several host:port)
+            parts.port  # noqa: B018 (raises for a port that is no number or out of range)
+    except ValueError as exc:
+        bad(f"cannot read the URL ({exc})")
+        return None
+    return parts
 
 
 def _redis_socket(parts: Any, bad: Callable[[str], None]) -> dict[str, Any] | None:

@@ -83,7 +83,12 @@ def client_options(tls: RedisTls, hostname: str) -> Any:
         try:
             client = ssl.PrivateCertificate.loadPEM(
                 Path(tls.certificate).read_bytes() + b"\n" + Path(tls.key).read_bytes())
-        except (OSError, SSL.Error, crypto.Error) as exc:
+        except Exception as exc:  # unreadable, not PEM, or not that certificate's key
             raise TlsSetupError(f"cannot use Redis client certificate {tls.certificate} "
                                 f"with key {tls.key}: {exc}") from exc
-    return ssl.optionsForClientTLS(hostname, trustRoot=trust, clientCertificate=client)
+    try:
+        return ssl.optionsForClientTLS(hostname, trustRoot=trust, clientCertificate=client)
+    except Exception as exc:  # e.g. the key does not belong to the certificate
+        what = (f"Redis client certificate {tls.certificate} with key {tls.key}"
+                if client is not None else f"TLS to Redis at {hostname}")
+        raise TlsSetupError(f"cannot use {what}: {exc}") from exc
