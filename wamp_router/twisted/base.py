@@ -266,6 +266,8 @@ class WampProtocolBase(Protocol):
         """Write ``data`` (if any) and close the connection."""
         if self._closing:
             return
+        if self.driver.cluster is not None:  # (what went to Redis leaves first, as in flush)
+            self.driver.cluster.flush()
         self.flush()
         if data:
             self.transport.write(data)
