@@ -69,7 +69,8 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import runner
-from metrics import children_of, host_busy
+from compare import wait_quiet
+from metrics import children_of
 from report import median, spread
 from routers import OURS_TOML, OursRouter, RouterStartError, free_ports
 from runner import run_case
@@ -541,7 +542,7 @@ def run_one(
         "serializer": a.serializer,
         "spec": dict(spec, zero_mask=False),
     }
-    idle = idle_busy(a.quiet_wait)
+    idle = wait_quiet(0.3, a.quiet_wait)  # (busy cores before the case)
     r0 = cl.redis.cpu_s() if cl.redis else None
     g0 = {k: cpu_stat(p) for k, p in cl.node_groups.items()}
     t0 = time.monotonic()
@@ -598,20 +599,6 @@ def print_rec(rec: dict[str, Any], name: str, cname: str, wl: str) -> None:
             for k, v in rec["cgroup"].items()
         )
         print(f"        throttled ({rec.get('cgroup_scope')}): {thr}", flush=True)
-
-
-def idle_busy(max_wait: float) -> float:
-    """Host CPU busy (cores) over 0.5 s before a case; with max_wait > 0, wait up to that
-    long for it to drop below 0.3 core (another session's load)."""
-    deadline = time.monotonic() + max_wait
-    while True:
-        b0, _ = host_busy()
-        time.sleep(0.5)
-        b1, _ = host_busy()
-        busy = (b1 - b0) / 0.5
-        if busy < 0.3 or time.monotonic() >= deadline:
-            return round(busy, 2)
-        time.sleep(1.0)
 
 
 # --------------------------------------------------------------------------- profiles

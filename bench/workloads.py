@@ -355,6 +355,28 @@ class RpcWorkload(Workload):
 _REC = struct.Struct("<IQ")  # publication index, completion time (ns)
 
 
+def listen_completions(fds: list[int], on_complete: Callable[[int, int], None]) -> None:
+    """Read (publication key, time) records the other load-generator processes
+    write to their pipes, and hand each to ``on_complete``."""
+    loop = asyncio.get_running_loop()
+    for fd in fds:
+        buf = bytearray()
+
+        def readable(fd: int = fd, buf: bytearray = buf) -> None:
+            data = os.read(fd, 1 << 16)
+            if not data:
+                loop.remove_reader(fd)
+                return
+            buf += data
+            k = len(buf) - len(buf) % _REC.size
+            for key, t in _REC.iter_unpack(bytes(buf[:k])):
+                on_complete(key, t)
+            del buf[:k]
+
+        loop.add_reader(fd, readable)
+
+
+
 class Tracker:
     """Counts deliveries per publication among this process's subscribers."""
 
@@ -492,24 +514,8 @@ class FanoutWorkload(Workload):
             self.outq = []
 
     def _listen_peers(self) -> None:
-        loop = asyncio.get_running_loop()
-        for fd in self.ctx.peer_read_fds:
-            buf = bytearray()
-
-            def readable(fd: int = fd, buf: bytearray = buf) -> None:
-                data = os.read(fd, 1 << 16)
-                if not data:
-                    loop.remove_reader(fd)
-                    return
-                buf += data
-                k = len(buf) - len(buf) % _REC.size
-                assert self.publisher is not None
-                on_complete = self.publisher.on_complete
-                for idx, t in _REC.iter_unpack(bytes(buf[:k])):
-                    on_complete(idx, t)
-                del buf[:k]
-
-            loop.add_reader(fd, readable)
+        assert self.publisher is not None
+        listen_completions(self.ctx.peer_read_fds, self.publisher.on_complete)
 
     async def run(self, times: Times) -> dict[str, Any]:
         pub = self.publisher
@@ -693,22 +699,7 @@ class SpreadFanoutWorkload(FanoutWorkload):
         self.pubs[key % len(self.pubs)].on_complete(key, t)
 
     def _listen_peers(self) -> None:
-        loop = asyncio.get_running_loop()
-        for fd in self.ctx.peer_read_fds:
-            buf = bytearray()
-
-            def readable(fd: int = fd, buf: bytearray = buf) -> None:
-                data = os.read(fd, 1 << 16)
-                if not data:
-                    loop.remove_reader(fd)
-                    return
-                buf += data
-                k = len(buf) - len(buf) % _REC.size
-                for key, t in _REC.iter_unpack(bytes(buf[:k])):
-                    self._complete_local(key, t)
-                del buf[:k]
-
-            loop.add_reader(fd, readable)
+        listen_completions(self.ctx.peer_read_fds, self._complete_local)
 
     def _check(self, stall_ns: int) -> None:
         """Raise if a publication has been incomplete for longer than stall_ns."""
